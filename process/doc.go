@@ -1,0 +1,13 @@
+// Package process runs a container's init and exec processes through an OCI runtime (runc
+// by default) and keeps their state.
+//
+// Every process moves through one state table (state.go). Transitions are compare-and-set
+// steps under a short lock (proc.mu); runtime calls happen between those steps, never under
+// that lock, so an exit can always be recorded, whatever call is in flight: exit wins.
+// Lifecycle operations of one process (start, pause, delete) are serialised by opMu, which
+// the exit path never takes.
+//
+// Lock order: Container.mu → proc.mu. opMu is taken with neither held.
+//
+// Errors returned here wrap an errdefs class; the task package converts them to gRPC codes.
+package process

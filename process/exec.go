@@ -1,0 +1,113 @@
+//go:build linux
+
+package process
+
+import (
+	"context"
+	"fmt"
+	"path/filepath"
+	"sync"
+
+	"github.com/containerd/errdefs"
+	runc "github.com/containerd/go-runc"
+	specs "github.com/opencontainers/runtime-spec/specs-go"
+	"golang.org/x/sys/unix"
+
+	shimio "github.com/custom-shim/containerd-shim-custom-v1/io"
+)
+
+// Exec is an additional process run inside a container.
+type Exec struct {
+	proc
+	opMu sync.Mutex
+
+	id    string
+	cid   string
+	init  *Init
+	spec  specs.Process
+	stdio shimio.Stdio
+	io    *shimio.ProcessIO // set by Start, under opMu
+}
+
+// ID returns the exec id.
+func (e *Exec) ID() string { return e.id }
+
+// Stdio returns the stdio the client asked for.
+func (e *Exec) Stdio() shimio.Stdio { return e.stdio }
+
+func (e *Exec) name() string { return fmt.Sprintf("exec %s in container %s", e.id, e.cid) }
+
+// Start runs the process with the OCI runtime's exec, detached. On success the process is
+// Running and its pid is known.
+func (e *Exec) Start(ctx context.Context) error {
+	e.opMu.Lock()
+	defer e.opMu.Unlock()
+	if st := e.State(); st != Created {
+		return fmt.Errorf("%s is %s, not created: %w", e.name(), st, errdefs.ErrFailedPrecondition)
+	}
+	if e.stdio.Terminal {
+		return fmt.Errorf("%s: terminal is not supported yet: %w", e.name(), errdefs.ErrInvalidArgument)
+	}
+	pio, err := shimio.Open(e.stdio)
+	if err != nil {
+		return fmt.Errorf("%s: stdio: %w", e.name(), err)
+	}
+	pidFile := filepath.Join(e.init.bundle, e.id+".pid")
+	rt := e.init.rt
+	m := markLog(rt.Log)
+	err = rt.Exec(ctx, e.cid, e.spec, &runc.ExecOpts{PidFile: pidFile, IO: pio, Detach: true})
+	if err != nil {
+		pio.Close()
+		return m.wrap(err, e.name()+": OCI runtime exec failed")
+	}
+	pid, err := runc.ReadPidFile(pidFile)
+	if err != nil {
+		pio.Close()
+		return fmt.Errorf("%s: read pid file: %w", e.name(), err)
+	}
+	e.io = pio
+	e.setPid(pid)
+	e.cas(Created, Running)
+	return nil
+}
+
+// Kill signals the exec process.
+func (e *Exec) Kill(_ context.Context, sig uint32, _ bool) error {
+	e.mu.Lock()
+	st, pid := e.state, e.pid
+	e.mu.Unlock()
+	switch st {
+	case Created:
+		return fmt.Errorf("%s not started: %w", e.name(), errdefs.ErrFailedPrecondition)
+	case Stopped, Deleted:
+		return fmt.Errorf("%s: process already finished: %w", e.name(), errdefs.ErrNotFound)
+	}
+	if err := unix.Kill(pid, unix.Signal(sig)); err != nil {
+		return fmt.Errorf("%s: %w", e.name(), logMark{}.killError(err))
+	}
+	return nil
+}
+
+// Delete releases a stopped or never started exec.
+func (e *Exec) Delete(context.Context) error {
+	e.opMu.Lock()
+	defer e.opMu.Unlock()
+	if err := e.markDeleted(); err != nil {
+		return fmt.Errorf("%s: %w", e.name(), err)
+	}
+	if e.io != nil {
+		e.io.Close()
+	}
+	return nil
+}
+
+// CloseStdin releases the shim's hold on the stdin fifo (CloseIO).
+func (e *Exec) CloseStdin() error {
+	e.opMu.Lock()
+	pio := e.io
+	e.opMu.Unlock()
+	if pio == nil {
+		return nil
+	}
+	return pio.CloseStdin()
+}

@@ -1,0 +1,212 @@
+//go:build linux
+
+package process
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"os"
+	"path/filepath"
+	"sync"
+
+	"github.com/containerd/containerd/v2/core/mount"
+	"github.com/containerd/errdefs"
+	runc "github.com/containerd/go-runc"
+	"github.com/containerd/log"
+	"golang.org/x/sys/unix"
+
+	shimio "github.com/custom-shim/containerd-shim-custom-v1/io"
+)
+
+// InitConfig describes a container to create.
+type InitConfig struct {
+	ID        string
+	Bundle    string
+	Namespace string
+	Rootfs    []mount.Mount
+	Stdio     shimio.Stdio
+	Options   *Options
+}
+
+// Init is a container's init process.
+type Init struct {
+	proc
+	// opMu serialises lifecycle operations (start, pause, resume, delete); never taken on the exit path.
+	opMu sync.Mutex
+
+	id      string
+	bundle  string
+	rt      *runc.Runc
+	opts    *Options
+	stdio   shimio.Stdio
+	io      *shimio.ProcessIO
+	mounted bool // rootfs mounted by us; only touched under opMu or during create
+}
+
+// CreateInit mounts the rootfs, opens the stdio and runs the OCI runtime's create. On error
+// everything it did is undone.
+func CreateInit(ctx context.Context, cfg InitConfig) (_ *Init, retErr error) {
+	if cfg.Stdio.Terminal {
+		return nil, fmt.Errorf("container %s: terminal is not supported yet: %w", cfg.ID, errdefs.ErrInvalidArgument)
+	}
+	i := &Init{
+		proc:   newProc(),
+		id:     cfg.ID,
+		bundle: cfg.Bundle,
+		rt:     NewRuntime(cfg.Options, cfg.Bundle, cfg.Namespace),
+		opts:   cfg.Options,
+		stdio:  cfg.Stdio,
+	}
+	defer func() {
+		if retErr != nil {
+			i.release(ctx)
+		}
+	}()
+	if err := i.mountRootfs(cfg.Rootfs); err != nil {
+		return nil, err
+	}
+	pio, err := shimio.Open(cfg.Stdio)
+	if err != nil {
+		return nil, fmt.Errorf("container %s: stdio: %w", cfg.ID, err)
+	}
+	i.io = pio
+	pidFile := filepath.Join(cfg.Bundle, InitPidFile)
+	m := markLog(i.rt.Log)
+	err = i.rt.Create(ctx, cfg.ID, cfg.Bundle, &runc.CreateOpts{
+		PidFile:      pidFile,
+		IO:           pio,
+		NoPivot:      cfg.Options.NoPivotRoot,
+		NoNewKeyring: cfg.Options.NoNewKeyring,
+	})
+	if err != nil {
+		return nil, m.wrap(err, fmt.Sprintf("container %s: OCI runtime create failed", cfg.ID))
+	}
+	pid, err := runc.ReadPidFile(pidFile)
+	if err != nil {
+		return nil, fmt.Errorf("container %s: read pid file: %w", cfg.ID, err)
+	}
+	i.setPid(pid)
+	return i, nil
+}
+
+func (i *Init) mountRootfs(mounts []mount.Mount) error {
+	if len(mounts) == 0 {
+		return nil
+	}
+	rootfs := filepath.Join(i.bundle, "rootfs")
+	if err := os.Mkdir(rootfs, 0o711); err != nil && !errors.Is(err, os.ErrExist) {
+		return fmt.Errorf("container %s: create rootfs dir: %w", i.id, err)
+	}
+	if err := mount.All(mounts, rootfs); err != nil {
+		return fmt.Errorf("container %s: mount rootfs: %v: %w", i.id, err, errdefs.ErrInvalidArgument)
+	}
+	i.mounted = true
+	return nil
+}
+
+// release undoes create: forced runtime delete, stdio, rootfs.
+func (i *Init) release(ctx context.Context) {
+	if i.Pid() != 0 {
+		if err := i.rt.Delete(ctx, i.id, &runc.DeleteOpts{Force: true}); err != nil {
+			log.G(ctx).WithError(err).WithField("container_id", i.id).Warn("cleanup after failed create")
+		}
+	}
+	if i.io != nil {
+		i.io.Close()
+	}
+	i.unmount(ctx)
+}
+
+func (i *Init) unmount(ctx context.Context) {
+	if !i.mounted {
+		return
+	}
+	if err := mount.UnmountRecursive(filepath.Join(i.bundle, "rootfs"), unix.MNT_DETACH); err != nil {
+		log.G(ctx).WithError(err).WithField("container_id", i.id).Warn("unmount rootfs")
+		return
+	}
+	i.mounted = false
+}
+
+// ID returns the container id.
+func (i *Init) ID() string { return i.id }
+
+// Stdio returns the stdio the client asked for.
+func (i *Init) Stdio() shimio.Stdio { return i.stdio }
+
+// Start runs the OCI runtime's start. A process that exited meanwhile stays Stopped.
+func (i *Init) Start(ctx context.Context) error {
+	i.opMu.Lock()
+	defer i.opMu.Unlock()
+	if st := i.State(); st != Created {
+		return fmt.Errorf("container %s is %s, not created: %w", i.id, st, errdefs.ErrFailedPrecondition)
+	}
+	m := markLog(i.rt.Log)
+	if err := i.rt.Start(ctx, i.id); err != nil {
+		return m.wrap(err, fmt.Sprintf("container %s: OCI runtime start failed", i.id))
+	}
+	i.cas(Created, Running)
+	return nil
+}
+
+// Kill signals the container's init, or with all every process of the container.
+func (i *Init) Kill(ctx context.Context, sig uint32, all bool) error {
+	if st := i.State(); st == Stopped || st == Deleted {
+		return fmt.Errorf("container %s: process already finished: %w", i.id, errdefs.ErrNotFound)
+	}
+	m := markLog(i.rt.Log)
+	err := i.rt.Kill(ctx, i.id, int(sig), &runc.KillOpts{All: all})
+	if err != nil {
+		return fmt.Errorf("container %s: %w", i.id, m.killError(err))
+	}
+	return nil
+}
+
+// Delete removes a stopped (or never started) container: runtime state, stdio, rootfs.
+func (i *Init) Delete(ctx context.Context) error {
+	i.opMu.Lock()
+	defer i.opMu.Unlock()
+	switch st := i.State(); st {
+	case Created, Stopped:
+	case Deleted:
+		return fmt.Errorf("container %s: already deleted: %w", i.id, errdefs.ErrNotFound)
+	default:
+		return fmt.Errorf("container %s is %s: cannot delete: %w", i.id, st, errdefs.ErrFailedPrecondition)
+	}
+	m := markLog(i.rt.Log)
+	if err := i.rt.Delete(ctx, i.id, &runc.DeleteOpts{Force: true}); err != nil {
+		if werr := m.wrap(err, "delete"); !errdefs.IsNotFound(werr) {
+			return fmt.Errorf("container %s: OCI runtime delete failed: %w", i.id, werr)
+		}
+	}
+	if i.io != nil {
+		i.io.Close()
+	}
+	i.unmount(ctx)
+	return i.markDeleted()
+}
+
+// CloseStdin releases the shim's hold on the stdin fifo (CloseIO).
+func (i *Init) CloseStdin() error {
+	if i.io == nil {
+		return nil
+	}
+	return i.io.CloseStdin()
+}
+
+// Pids lists the pids of the container's processes.
+func (i *Init) Pids(ctx context.Context) ([]int, error) {
+	m := markLog(i.rt.Log)
+	pids, err := i.rt.Ps(ctx, i.id)
+	if err != nil {
+		return nil, m.wrap(err, fmt.Sprintf("container %s: OCI runtime ps failed", i.id))
+	}
+	return pids, nil
+}
+
+// Runtime returns the OCI runtime client of the container.
+func (i *Init) Runtime() *runc.Runc { return i.rt }
+
+// Bundle returns the bundle directory.
+func (i *Init) Bundle() string { return i.bundle }

@@ -1,0 +1,418 @@
+//go:build linux
+
+package task
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"os"
+	"regexp"
+	"sync"
+
+	eventstypes "github.com/containerd/containerd/api/events"
+	taskAPI "github.com/containerd/containerd/api/runtime/task/v3"
+	"github.com/containerd/containerd/v2/core/mount"
+	"github.com/containerd/containerd/v2/pkg/protobuf"
+	"github.com/containerd/containerd/v2/pkg/shim"
+	"github.com/containerd/containerd/v2/pkg/shutdown"
+	"github.com/containerd/containerd/v2/pkg/sys/reaper"
+	"github.com/containerd/errdefs"
+	runc "github.com/containerd/go-runc"
+	"github.com/containerd/log"
+	specs "github.com/opencontainers/runtime-spec/specs-go"
+	"google.golang.org/protobuf/types/known/emptypb"
+
+	shimio "github.com/custom-shim/containerd-shim-custom-v1/io"
+	"github.com/custom-shim/containerd-shim-custom-v1/process"
+)
+
+var empty = &emptypb.Empty{}
+
+// container is a process.Container with the ordering of its exits.
+type container struct {
+	*process.Container
+	id   string
+	gate execGate
+}
+
+// service implements the Task API for every container of this shim.
+type service struct {
+	ctx      context.Context // the shim's context: carries the namespace; events use it
+	shutdown shutdown.Service
+	events   *eventQueue
+	router   *exitRouter
+	exits    *exitQueue
+
+	mu         sync.Mutex
+	containers map[string]*container // nil value: id reserved by a Create in flight. Guarded by mu.
+}
+
+// newService starts the exit pump, the dispatcher and the event forwarder; they stop when the
+// shim shuts down.
+func newService(ctx context.Context, pub shim.Publisher, sd shutdown.Service) *service {
+	s := &service{
+		ctx:        ctx,
+		shutdown:   sd,
+		events:     newEventQueue(),
+		router:     newExitRouter(),
+		exits:      newExitQueue(),
+		containers: map[string]*container{},
+	}
+	ec := reaper.Default.Subscribe()
+	go s.pump(ec)
+	go s.dispatch()
+	go s.events.forward(ctx, pub)
+	sd.RegisterCallback(func(context.Context) error {
+		reaper.Default.Unsubscribe(ec)
+		s.events.closeAndFlush()
+		return pub.Close()
+	})
+	return s
+}
+
+// pump moves exits from the reaper's channel to the unbounded queue; it never blocks the reaper.
+func (s *service) pump(ec chan runc.Exit) {
+	for e := range ec {
+		s.exits.push(e)
+	}
+	s.exits.close()
+}
+
+// dispatch is the single goroutine that handles reaped exits, in order.
+func (s *service) dispatch() {
+	for {
+		batch, ok := s.exits.pop()
+		if !ok {
+			return
+		}
+		for _, e := range batch {
+			for _, rp := range s.router.Route(e) {
+				s.handleExit(rp, e)
+			}
+		}
+	}
+}
+
+// handleExit publishes a process's exit, holding an init's exit until its execs' exits are out.
+func (s *service) handleExit(rp routed, e runc.Exit) {
+	if rp.init {
+		rp.c.gate.initExited(func() { s.publishExit(rp, e) })
+		return
+	}
+	s.publishExit(rp, e)
+	rp.c.gate.leave()
+}
+
+// publishExit queues the TaskExit event, then records the exit: a Wait that returns has its
+// event queued ahead of anything the client does next.
+func (s *service) publishExit(rp routed, e runc.Exit) {
+	if st := rp.p.State(); st == process.Stopped || st == process.Deleted {
+		return
+	}
+	s.events.send(&eventstypes.TaskExit{
+		ContainerID: rp.c.id,
+		ID:          rp.p.ID(),
+		Pid:         uint32(e.Pid),
+		ExitStatus:  uint32(e.Status),
+		ExitedAt:    protobuf.ToTimestamp(e.Timestamp),
+	})
+	rp.p.SetExited(e.Status, e.Timestamp)
+}
+
+var idPattern = regexp.MustCompile(`^[A-Za-z0-9]+(?:[._-][A-Za-z0-9]+)*$`)
+
+// validID checks an id that ends up in file names: containerd's identifier rules.
+func validID(kind, id string) error {
+	if len(id) == 0 || len(id) > 76 || !idPattern.MatchString(id) {
+		return fmt.Errorf("invalid %s id %q: %w", kind, id, errdefs.ErrInvalidArgument)
+	}
+	return nil
+}
+
+func (s *service) get(id string) (*container, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	c := s.containers[id]
+	if c == nil {
+		return nil, fmt.Errorf("container %s: %w", id, errdefs.ErrNotFound)
+	}
+	return c, nil
+}
+
+func (s *service) getProcess(id, execID string) (*container, process.Process, error) {
+	c, err := s.get(id)
+	if err != nil {
+		return nil, nil, err
+	}
+	p, err := c.Process(execID)
+	if err != nil {
+		return nil, nil, err
+	}
+	return c, p, nil
+}
+
+// reserve claims a container id for a Create in flight.
+func (s *service) reserve(id string) (release func(*container), err error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if _, ok := s.containers[id]; ok {
+		return nil, fmt.Errorf("container %s: %w", id, errdefs.ErrAlreadyExists)
+	}
+	s.containers[id] = nil
+	return func(c *container) {
+		s.mu.Lock()
+		defer s.mu.Unlock()
+		if c == nil {
+			delete(s.containers, id)
+		} else {
+			s.containers[id] = c
+		}
+	}, nil
+}
+
+// Create creates a container: its init exists, stopped before the user's program, until Start.
+func (s *service) Create(ctx context.Context, r *taskAPI.CreateTaskRequest) (*taskAPI.CreateTaskResponse, error) {
+	if err := validID("container", r.ID); err != nil {
+		return nil, err
+	}
+	if fi, err := os.Stat(r.Bundle); err != nil || !fi.IsDir() {
+		return nil, fmt.Errorf("container %s: bundle %q is not a directory: %w", r.ID, r.Bundle, errdefs.ErrInvalidArgument)
+	}
+	if r.Checkpoint != "" || r.ParentCheckpoint != "" {
+		return nil, fmt.Errorf("container %s: restore from checkpoint is not supported yet: %w", r.ID, errdefs.ErrInvalidArgument)
+	}
+	opts, err := process.DecodeOptions(r.GetOptions().GetTypeUrl(), r.GetOptions().GetValue())
+	if err != nil {
+		return nil, fmt.Errorf("container %s: %w", r.ID, err)
+	}
+	release, err := s.reserve(r.ID)
+	if err != nil {
+		return nil, err
+	}
+	if err := process.WriteOptions(r.Bundle, opts); err != nil {
+		release(nil)
+		return nil, fmt.Errorf("container %s: persist options: %w", r.ID, err)
+	}
+	ns, _ := namespaceOf(ctx, s.ctx)
+	w := s.router.Open(nil)
+	init, err := process.CreateInit(ctx, process.InitConfig{
+		ID:        r.ID,
+		Bundle:    r.Bundle,
+		Namespace: ns,
+		Rootfs:    mount.FromProto(r.Rootfs),
+		Stdio:     shimio.Stdio{Stdin: r.Stdin, Stdout: r.Stdout, Stderr: r.Stderr, Terminal: r.Terminal},
+		Options:   opts,
+	})
+	if err != nil {
+		w.Close(nil)
+		release(nil)
+		return nil, err
+	}
+	c := &container{Container: process.NewContainer(init), id: r.ID}
+	release(c)
+	s.events.send(&eventstypes.TaskCreate{
+		ContainerID: r.ID,
+		Bundle:      r.Bundle,
+		Rootfs:      r.Rootfs,
+		IO:          &eventstypes.TaskIO{Stdin: r.Stdin, Stdout: r.Stdout, Stderr: r.Stderr, Terminal: r.Terminal},
+		Checkpoint:  r.Checkpoint,
+		Pid:         uint32(init.Pid()),
+	})
+	rp := routed{c: c, p: init, init: true}
+	if e, exited := w.Close(&rp); exited {
+		s.handleExit(rp, e)
+	}
+	return &taskAPI.CreateTaskResponse{Pid: uint32(init.Pid())}, nil
+}
+
+// Start starts a created init or exec. Its start event is published before its exit event,
+// even when the process exits before the runtime call returns.
+func (s *service) Start(ctx context.Context, r *taskAPI.StartRequest) (*taskAPI.StartResponse, error) {
+	c, p, err := s.getProcess(r.ID, r.ExecID)
+	if err != nil {
+		return nil, err
+	}
+	rp := routed{c: c, p: p, init: r.ExecID == ""}
+	var hold *routed
+	if r.ExecID == "" {
+		hold = &rp
+	} else if err := c.gate.enter(r.ID, r.ExecID); err != nil {
+		return nil, err
+	}
+	w := s.router.Open(hold)
+	if err := p.Start(ctx); err != nil {
+		e, exited := w.Close(&rp)
+		if r.ExecID != "" {
+			c.gate.leave()
+		} else if exited {
+			s.handleExit(rp, e)
+		}
+		return nil, err
+	}
+	if r.ExecID == "" {
+		s.events.send(&eventstypes.TaskStart{ContainerID: r.ID, Pid: uint32(p.Pid())})
+	} else {
+		s.events.send(&eventstypes.TaskExecStarted{ContainerID: r.ID, ExecID: r.ExecID, Pid: uint32(p.Pid())})
+	}
+	if e, exited := w.Close(&rp); exited {
+		s.handleExit(rp, e)
+	}
+	return &taskAPI.StartResponse{Pid: uint32(p.Pid())}, nil
+}
+
+// Delete deletes a stopped process; for an init, the whole container.
+func (s *service) Delete(ctx context.Context, r *taskAPI.DeleteRequest) (*taskAPI.DeleteResponse, error) {
+	c, p, err := s.getProcess(r.ID, r.ExecID)
+	if err != nil {
+		return nil, err
+	}
+	if err := p.Delete(ctx); err != nil {
+		return nil, err
+	}
+	status, at := p.Exit()
+	if r.ExecID != "" {
+		c.RemoveExec(r.ExecID)
+	} else {
+		s.mu.Lock()
+		delete(s.containers, r.ID)
+		s.mu.Unlock()
+		s.events.send(&eventstypes.TaskDelete{
+			ContainerID: r.ID,
+			Pid:         uint32(p.Pid()),
+			ExitStatus:  uint32(status),
+			ExitedAt:    protobuf.ToTimestamp(at),
+		})
+	}
+	return &taskAPI.DeleteResponse{Pid: uint32(p.Pid()), ExitStatus: uint32(status), ExitedAt: protobuf.ToTimestamp(at)}, nil
+}
+
+// Exec adds an exec process to a container; Start runs it.
+func (s *service) Exec(ctx context.Context, r *taskAPI.ExecProcessRequest) (*emptypb.Empty, error) {
+	c, err := s.get(r.ID)
+	if err != nil {
+		return nil, err
+	}
+	if err := validID("exec", r.ExecID); err != nil {
+		return nil, err
+	}
+	var spec specs.Process
+	if r.Spec == nil || json.Unmarshal(r.Spec.GetValue(), &spec) != nil {
+		return nil, fmt.Errorf("exec %s in container %s: invalid process spec: %w", r.ExecID, r.ID, errdefs.ErrInvalidArgument)
+	}
+	stdio := shimio.Stdio{Stdin: r.Stdin, Stdout: r.Stdout, Stderr: r.Stderr, Terminal: r.Terminal}
+	if _, err := c.AddExec(r.ExecID, &spec, stdio); err != nil {
+		return nil, err
+	}
+	s.events.send(&eventstypes.TaskExecAdded{ContainerID: r.ID, ExecID: r.ExecID})
+	return empty, nil
+}
+
+// State reports a process's state.
+func (s *service) State(ctx context.Context, r *taskAPI.StateRequest) (*taskAPI.StateResponse, error) {
+	c, p, err := s.getProcess(r.ID, r.ExecID)
+	if err != nil {
+		return nil, err
+	}
+	status, at := p.Exit()
+	sio := p.Stdio()
+	return &taskAPI.StateResponse{
+		ID:         p.ID(),
+		Bundle:     c.Init.Bundle(),
+		Pid:        uint32(p.Pid()),
+		Status:     apiStatus(p.State()),
+		Stdin:      sio.Stdin,
+		Stdout:     sio.Stdout,
+		Stderr:     sio.Stderr,
+		Terminal:   sio.Terminal,
+		ExitStatus: uint32(status),
+		ExitedAt:   protobuf.ToTimestamp(at),
+		ExecID:     r.ExecID,
+	}, nil
+}
+
+// Kill signals a process; with All, every process of the container.
+func (s *service) Kill(ctx context.Context, r *taskAPI.KillRequest) (*emptypb.Empty, error) {
+	_, p, err := s.getProcess(r.ID, r.ExecID)
+	if err != nil {
+		return nil, err
+	}
+	if err := p.Kill(ctx, r.Signal, r.All); err != nil {
+		return nil, err
+	}
+	return empty, nil
+}
+
+// CloseIO closes the shim's hold on a process's stdin.
+func (s *service) CloseIO(ctx context.Context, r *taskAPI.CloseIORequest) (*emptypb.Empty, error) {
+	_, p, err := s.getProcess(r.ID, r.ExecID)
+	if err != nil {
+		return nil, err
+	}
+	if r.Stdin {
+		if err := p.CloseStdin(); err != nil {
+			return nil, fmt.Errorf("container %s: close stdin: %w", r.ID, err)
+		}
+	}
+	return empty, nil
+}
+
+// Wait blocks until the process has exited.
+func (s *service) Wait(ctx context.Context, r *taskAPI.WaitRequest) (*taskAPI.WaitResponse, error) {
+	_, p, err := s.getProcess(r.ID, r.ExecID)
+	if err != nil {
+		return nil, err
+	}
+	select {
+	case <-p.Done():
+	case <-ctx.Done():
+		return nil, ctx.Err()
+	}
+	status, at := p.Exit()
+	return &taskAPI.WaitResponse{ExitStatus: uint32(status), ExitedAt: protobuf.ToTimestamp(at)}, nil
+}
+
+// Connect returns the shim's and the init's pids.
+func (s *service) Connect(ctx context.Context, r *taskAPI.ConnectRequest) (*taskAPI.ConnectResponse, error) {
+	var pid int
+	if c, err := s.get(r.ID); err == nil {
+		pid = c.Init.Pid()
+	}
+	return &taskAPI.ConnectResponse{ShimPid: uint32(os.Getpid()), TaskPid: uint32(pid)}, nil
+}
+
+// Shutdown stops the shim once it serves no container; until then it is a no-op.
+func (s *service) Shutdown(ctx context.Context, r *taskAPI.ShutdownRequest) (*emptypb.Empty, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if len(s.containers) > 0 {
+		return empty, nil
+	}
+	s.shutdown.Shutdown()
+	return empty, nil
+}
+
+func apiStatus(st process.State) taskStatus {
+	switch st {
+	case process.Created:
+		return statusCreated
+	case process.Running:
+		return statusRunning
+	case process.Pausing:
+		return statusPausing
+	case process.Paused:
+		return statusPaused
+	case process.Stopped, process.Deleted:
+		return statusStopped
+	}
+	return statusUnknown
+}
+
+// logger returns a logger with the ids of a request.
+func logger(ctx context.Context, id, execID string) *log.Entry {
+	l := log.G(ctx).WithField("container_id", id)
+	if execID != "" {
+		l = l.WithField("exec_id", execID)
+	}
+	return l
+}
