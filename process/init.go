@@ -42,6 +42,11 @@ type Init struct {
 	stdio   shimio.Stdio
 	io      *shimio.ProcessIO
 	mounted bool // rootfs mounted by us; only touched under opMu or during create
+	// cg is the container's cgroup, loaded after create; nil if it could not be found.
+	cg cgroup
+	// sharedPID: the container has no PID namespace of its own, so its init's exit does not
+	// end its other processes.
+	sharedPID bool
 }
 
 // CreateInit mounts the rootfs, opens the stdio and runs the OCI runtime's create. On error
@@ -87,6 +92,10 @@ func CreateInit(ctx context.Context, cfg InitConfig) (_ *Init, retErr error) {
 		return nil, fmt.Errorf("container %s: read pid file: %w", cfg.ID, err)
 	}
 	i.setPid(pid)
+	if i.cg, err = loadCgroup(pid); err != nil {
+		log.G(ctx).WithError(err).WithField("container_id", cfg.ID).Warn("load cgroup: no stats for this container")
+	}
+	i.sharedPID = !hasPIDNamespace(cfg.Bundle)
 	return i, nil
 }
 

@@ -34,6 +34,8 @@ type container struct {
 	*process.Container
 	id   string
 	gate execGate
+	// sharedPID: no PID namespace of its own, so its processes outlive its init.
+	sharedPID bool
 }
 
 // service implements the Task API for every container of this shim.
@@ -97,6 +99,11 @@ func (s *service) dispatch() {
 // handleExit publishes a process's exit, holding an init's exit until its execs' exits are out.
 func (s *service) handleExit(rp routed, e runc.Exit) {
 	if rp.init {
+		if rp.c.sharedPID {
+			// Its other processes outlive it: end them, off the dispatcher, so that their
+			// exits (which the gate waits for) come.
+			go s.killRemaining(rp.c)
+		}
 		rp.c.gate.initExited(func() { s.publishExit(rp, e) })
 		return
 	}
@@ -118,6 +125,12 @@ func (s *service) publishExit(rp routed, e runc.Exit) {
 		ExitedAt:    protobuf.ToTimestamp(e.Timestamp),
 	})
 	rp.p.SetExited(e.Status, e.Timestamp)
+}
+
+func (s *service) killRemaining(c *container) {
+	if err := c.Init.KillAll(s.ctx); err != nil && !errdefs.IsNotFound(err) {
+		logger(s.ctx, c.id, "").WithError(err).Warn("kill processes left after init exit")
+	}
 }
 
 var idPattern = regexp.MustCompile(`^[A-Za-z0-9]+(?:[._-][A-Za-z0-9]+)*$`)
@@ -209,7 +222,7 @@ func (s *service) Create(ctx context.Context, r *taskAPI.CreateTaskRequest) (*ta
 		release(nil)
 		return nil, err
 	}
-	c := &container{Container: process.NewContainer(init), id: r.ID}
+	c := &container{Container: process.NewContainer(init), id: r.ID, sharedPID: init.SharedPIDNamespace()}
 	release(c)
 	s.events.send(&eventstypes.TaskCreate{
 		ContainerID: r.ID,

@@ -12,35 +12,15 @@ import (
 )
 
 // The calls below are not implemented yet (issue: full Task API parity). They answer
-// Unimplemented, naming the container, never from Create.
+// Unimplemented, naming the container; Create never does.
 
 func notYet(call, id string) error {
 	return fmt.Errorf("%s of container %s is not supported yet: %w", call, id, errdefs.ErrNotImplemented)
 }
 
-// Pause is not implemented yet.
-func (s *service) Pause(ctx context.Context, r *taskAPI.PauseRequest) (*emptypb.Empty, error) {
-	return nil, notYet("pause", r.ID)
-}
-
-// Resume is not implemented yet.
-func (s *service) Resume(ctx context.Context, r *taskAPI.ResumeRequest) (*emptypb.Empty, error) {
-	return nil, notYet("resume", r.ID)
-}
-
 // Checkpoint is not implemented yet.
 func (s *service) Checkpoint(ctx context.Context, r *taskAPI.CheckpointTaskRequest) (*emptypb.Empty, error) {
 	return nil, notYet("checkpoint", r.ID)
-}
-
-// Update is not implemented yet.
-func (s *service) Update(ctx context.Context, r *taskAPI.UpdateTaskRequest) (*emptypb.Empty, error) {
-	return nil, notYet("update", r.ID)
-}
-
-// Stats is not implemented yet.
-func (s *service) Stats(ctx context.Context, r *taskAPI.StatsRequest) (*taskAPI.StatsResponse, error) {
-	return nil, notYet("stats", r.ID)
 }
 
 // ResizePty is not implemented yet.

@@ -1,0 +1,111 @@
+//go:build linux
+
+package process
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"os"
+	"path/filepath"
+
+	"github.com/containerd/errdefs"
+	runc "github.com/containerd/go-runc"
+	specs "github.com/opencontainers/runtime-spec/specs-go"
+	"golang.org/x/sys/unix"
+)
+
+// Pause freezes the container. While the runtime call is in flight the state is Pausing.
+func (i *Init) Pause(ctx context.Context) error {
+	i.opMu.Lock()
+	defer i.opMu.Unlock()
+	if !i.cas(Running, Pausing) {
+		return fmt.Errorf("container %s is %s: cannot pause: %w", i.id, i.State(), errdefs.ErrFailedPrecondition)
+	}
+	m := markLog(i.rt.Log)
+	if err := i.rt.Pause(ctx, i.id); err != nil {
+		i.cas(Pausing, Running)
+		return m.wrap(err, fmt.Sprintf("container %s: OCI runtime pause failed", i.id))
+	}
+	i.cas(Pausing, Paused) // false if it exited meanwhile: it stays Stopped
+	return nil
+}
+
+// Resume thaws a paused container.
+func (i *Init) Resume(ctx context.Context) error {
+	i.opMu.Lock()
+	defer i.opMu.Unlock()
+	if st := i.State(); st != Paused {
+		return fmt.Errorf("container %s is %s: cannot resume: %w", i.id, st, errdefs.ErrFailedPrecondition)
+	}
+	m := markLog(i.rt.Log)
+	if err := i.rt.Resume(ctx, i.id); err != nil {
+		return m.wrap(err, fmt.Sprintf("container %s: OCI runtime resume failed", i.id))
+	}
+	i.cas(Paused, Running)
+	return nil
+}
+
+// Update applies new resource limits (a JSON runtime-spec LinuxResources).
+func (i *Init) Update(ctx context.Context, resources []byte) error {
+	var res specs.LinuxResources
+	if err := json.Unmarshal(resources, &res); err != nil {
+		return fmt.Errorf("container %s: invalid resources: %v: %w", i.id, err, errdefs.ErrInvalidArgument)
+	}
+	switch st := i.State(); st {
+	case Running, Paused, Pausing, Created:
+	default:
+		return fmt.Errorf("container %s is %s: cannot update: %w", i.id, st, errdefs.ErrFailedPrecondition)
+	}
+	m := markLog(i.rt.Log)
+	if err := i.rt.Update(ctx, i.id, &res); err != nil {
+		return m.wrap(err, fmt.Sprintf("container %s: OCI runtime update failed", i.id))
+	}
+	return nil
+}
+
+// Stats returns the container's cgroup metrics. It works after the init has exited, until
+// the container is deleted.
+func (i *Init) Stats() (any, error) {
+	if i.cg == nil || i.State() == Deleted {
+		return nil, fmt.Errorf("container %s: cgroup not found: %w", i.id, errdefs.ErrNotFound)
+	}
+	st, err := i.cg.stat()
+	if err != nil {
+		return nil, fmt.Errorf("container %s: stats: %w", i.id, err)
+	}
+	return st, nil
+}
+
+// SharedPIDNamespace reports whether the container lacks a PID namespace of its own: then
+// its processes outlive its init unless killed.
+func (i *Init) SharedPIDNamespace() bool { return i.sharedPID }
+
+// KillAll sends SIGKILL to every process left in the container.
+func (i *Init) KillAll(ctx context.Context) error {
+	m := markLog(i.rt.Log)
+	err := i.rt.Kill(ctx, i.id, int(unix.SIGKILL), &runc.KillOpts{All: true})
+	if err != nil {
+		return fmt.Errorf("container %s: kill remaining processes: %w", i.id, m.killError(err))
+	}
+	return nil
+}
+
+// hasPIDNamespace reads the bundle's config.json: true if the container gets a new PID
+// namespace. An unreadable spec counts as having one (runc would have refused it anyway).
+func hasPIDNamespace(bundle string) bool {
+	b, err := os.ReadFile(filepath.Join(bundle, "config.json"))
+	if err != nil {
+		return true
+	}
+	var spec specs.Spec
+	if json.Unmarshal(b, &spec) != nil || spec.Linux == nil {
+		return true
+	}
+	for _, ns := range spec.Linux.Namespaces {
+		if ns.Type == specs.PIDNamespace {
+			return ns.Path == ""
+		}
+	}
+	return false
+}
