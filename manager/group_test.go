@@ -1,0 +1,48 @@
+//go:build linux
+
+package manager
+
+import (
+	"os"
+	"path/filepath"
+	"testing"
+)
+
+func TestGroupID(t *testing.T) {
+	tests := []struct {
+		name        string
+		annotations map[string]string
+		want        string
+	}{
+		{name: "no annotations", want: "c1"},
+		{name: "sandbox id", annotations: map[string]string{SandboxIDAnnotation: "pod"}, want: "pod"},
+		{name: "group", annotations: map[string]string{GroupAnnotation: "g"}, want: "g"},
+		{name: "sandbox id wins over group", annotations: map[string]string{GroupAnnotation: "g", SandboxIDAnnotation: "pod"}, want: "pod"},
+		{name: "empty sandbox id ignored", annotations: map[string]string{SandboxIDAnnotation: "", GroupAnnotation: "g"}, want: "g"},
+		{name: "runc-v2 group label is not ours", annotations: map[string]string{"io.containerd.runc.v2.group": "r"}, want: "c1"},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			got, err := groupID(newBundle(t, tc.annotations), "c1")
+			if err != nil {
+				t.Fatal(err)
+			}
+			if got != tc.want {
+				t.Fatalf("group = %q, want %q", got, tc.want)
+			}
+		})
+	}
+}
+
+func TestGroupIDBadSpec(t *testing.T) {
+	dir := t.TempDir()
+	if _, err := groupID(dir, "c1"); err == nil {
+		t.Fatal("missing config.json accepted")
+	}
+	if err := os.WriteFile(filepath.Join(dir, "config.json"), []byte("{"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := groupID(dir, "c1"); err == nil {
+		t.Fatal("corrupt config.json accepted")
+	}
+}
