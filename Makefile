@@ -1,0 +1,138 @@
+# containerd-shim-custom-v1: a containerd shim v2 (runtime type io.containerd.custom.v1).
+#
+# `make help` lists the targets. The two commands the README gives:
+#   make demo      run a container through the shim under a private containerd 2.4
+#   make test-all  unit tests, then the integration tests (root; needs `make deps`)
+
+WHALE = "🇩"
+ONI = "👹"
+
+GO ?= go
+GOTEST ?= $(GO) test
+PKG := github.com/custom-shim/containerd-shim-custom-v1
+SHIM := containerd-shim-custom-v1
+
+# Pinned versions of what the integration tests run against (built from the Go module proxy by hack/deps.sh).
+CONTAINERD_VERSION ?= v2.4.2
+RUNC_VERSION ?= v1.5.2
+
+VERSION ?= $(shell git describe --match 'v[0-9]*' --dirty='.m' --always --tags 2>/dev/null || echo unknown)
+REVISION ?= $(shell git rev-parse HEAD 2>/dev/null)$(shell git diff --no-ext-diff --quiet --exit-code 2>/dev/null || echo .m)
+
+# pkg/shim prints containerd's version package for -v, so stamp both.
+LDFLAGS := -X $(PKG)/version.Version=$(VERSION) -X $(PKG)/version.Revision=$(REVISION) \
+	-X github.com/containerd/containerd/v2/version.Version=$(VERSION) \
+	-X github.com/containerd/containerd/v2/version.Revision=$(REVISION)
+SHIM_CGO_ENABLED ?= 0
+GO_BUILD_FLAGS ?= -trimpath
+
+PREFIX ?= /usr/local
+DESTDIR ?=
+
+OUTPUT := $(CURDIR)/_output
+DEPS_BIN := $(OUTPUT)/deps/bin
+IMAGES_DIR := $(CURDIR)/tests/testdata/images
+IMAGES := $(IMAGES_DIR)/busybox.tar $(IMAGES_DIR)/pause.tar
+PAUSE_BIN := $(OUTPUT)/pause
+
+# Unit-test packages: everything but the integration tests.
+UNIT_PACKAGES = $(shell $(GO) list ./... | grep -v '/tests$$')
+INTEGRATION_TIMEOUT ?= 20m
+# Extra flags for the integration run, e.g. TESTFLAGS='-run TestScenarios/containerd-1.6'.
+TESTFLAGS ?=
+
+.DEFAULT_GOAL := build
+
+.PHONY: all help build binaries install uninstall test root-test integration test-all demo deps \
+	install-deps images lint fmt vet tidy-check bench coverage clean
+
+all: build ## build the shim (same as build)
+
+help: ## show this help
+	@awk 'BEGIN {FS = ":.*##"; printf "Usage: make \033[36m<target>\033[0m\n\nTargets:\n"} \
+		/^[a-zA-Z0-9_-]+:.*##/ { printf "  \033[36m%-14s\033[0m %s\n", $$1, $$2 }' $(MAKEFILE_LIST)
+
+build: ## build bin/containerd-shim-custom-v1 (static, version-stamped)
+	@echo "$(WHALE) $@"
+	CGO_ENABLED=$(SHIM_CGO_ENABLED) $(GO) build $(GO_BUILD_FLAGS) -ldflags '$(LDFLAGS)' -o bin/$(SHIM) ./cmd/$(SHIM)
+
+binaries: build ## same as build
+
+install: ## install the shim into $(DESTDIR)$(PREFIX)/bin (run `make build` first)
+	@echo "$(WHALE) $@"
+	@test -x bin/$(SHIM) || { echo "$(ONI) bin/$(SHIM) missing: run 'make build' first"; exit 1; }
+	install -D -m 0755 bin/$(SHIM) $(DESTDIR)$(PREFIX)/bin/$(SHIM)
+
+uninstall: ## remove the shim from $(DESTDIR)$(PREFIX)/bin
+	@echo "$(WHALE) $@"
+	rm -f $(DESTDIR)$(PREFIX)/bin/$(SHIM)
+
+test: ## unit tests with -race (no root, excludes tests/)
+	@echo "$(WHALE) $@"
+	$(GOTEST) -race -count=1 $(UNIT_PACKAGES)
+
+root-test: ## unit tests that need root (packages gate them on env ROOT_TESTS=1)
+	@echo "$(WHALE) $@"
+	ROOT_TESTS=1 $(GOTEST) -race -count=1 $(UNIT_PACKAGES)
+
+integration: build images ## integration tests (root): differential runs against the reference shim on containerd 2.4 and 1.6
+	@echo "$(WHALE) $@"
+	@test -x $(DEPS_BIN)/containerd -a -x $(DEPS_BIN)/runc || { echo "$(ONI) $(DEPS_BIN) is incomplete: run 'make deps'"; exit 1; }
+	$(GOTEST) -tags integration -v -count=1 -timeout $(INTEGRATION_TIMEOUT) ./tests/... $(TESTFLAGS)
+
+test-all: test integration ## unit tests, then integration tests (the README's test command; what CI runs)
+
+demo: deps build images ## run a container through the shim under a private containerd 2.4, then clean up
+	@echo "$(WHALE) $@"
+	DEPS_BIN=$(DEPS_BIN) IMAGES_DIR=$(IMAGES_DIR) hack/demo.sh
+
+deps: ## install apt packages (root) and build pinned containerd, ctr, reference shim and runc into _output/deps/bin
+	@echo "$(WHALE) $@"
+	CONTAINERD_VERSION=$(CONTAINERD_VERSION) RUNC_VERSION=$(RUNC_VERSION) DEPS_BIN=$(DEPS_BIN) GO=$(GO) hack/deps.sh
+
+install-deps: deps ## also copy the pinned containerd, ctr, reference shim and runc into $(DESTDIR)$(PREFIX)/bin
+	@echo "$(WHALE) $@"
+	for b in containerd ctr containerd-shim-runc-v2 runc; do \
+		install -D -m 0755 $(DEPS_BIN)/$$b $(DESTDIR)$(PREFIX)/bin/$$b || exit 1; \
+	done
+
+images: $(IMAGES) ## build the test images (OCI tarballs) into tests/testdata/images
+
+$(PAUSE_BIN): hack/pause/main.go
+	CGO_ENABLED=0 $(GO) build -trimpath -ldflags '-s -w' -o $@ ./hack/pause
+
+$(IMAGES) &: $(PAUSE_BIN) $(wildcard hack/mkimage/*.go)
+	@echo "$(WHALE) images"
+	$(GO) run ./hack/mkimage -out $(IMAGES_DIR) -pause $(PAUSE_BIN)
+
+lint: ## gofmt, go vet (also of the integration-tagged code) and golangci-lint when installed
+	@echo "$(WHALE) $@"
+	@out=$$(gofmt -s -l $$(git ls-files --cached --others --exclude-standard '*.go' 2>/dev/null || find . -name '*.go' -not -path './_output/*')); \
+		if [ -n "$$out" ]; then echo "$(ONI) gofmt -s would change:"; echo "$$out"; exit 1; fi
+	$(GO) vet ./...
+	$(GO) vet -tags integration ./tests/...
+	@if command -v golangci-lint >/dev/null 2>&1; then GOGC=75 golangci-lint run; \
+		else echo "golangci-lint not installed: skipped"; fi
+
+fmt: ## gofmt -s -w all Go files
+	gofmt -s -w $$(git ls-files --cached --others --exclude-standard '*.go')
+
+vet: ## go vet ./...
+	$(GO) vet ./...
+
+tidy-check: ## fail if go mod tidy changes go.mod or go.sum
+	@echo "$(WHALE) $@"
+	$(GO) mod tidy
+	@git diff --exit-code -- go.mod go.sum || { echo "$(ONI) go.mod/go.sum not tidy"; exit 1; }
+
+bench: ## benchmarks
+	$(GOTEST) -run '^$$' -bench . -benchmem $(UNIT_PACKAGES)
+
+coverage: ## unit-test coverage into _output/coverage.out
+	@mkdir -p $(OUTPUT)
+	$(GOTEST) -race -count=1 -coverprofile=$(OUTPUT)/coverage.out $(UNIT_PACKAGES)
+	$(GO) tool cover -func=$(OUTPUT)/coverage.out | tail -1
+
+clean: ## remove bin/, test images and the pause binary (keeps the pinned deps in _output/deps)
+	@echo "$(WHALE) $@"
+	rm -rf bin $(IMAGES) $(PAUSE_BIN) $(OUTPUT)/coverage.out
