@@ -29,6 +29,40 @@ type observation struct {
 	Stdout   string
 	ExitCode int      // of the ctr command that waited for the process
 	Events   []string // task events, normalised by role (see row.events)
+	Notes    []string // scenario-specific findings (error classes, states), in order
+}
+
+// scenario is a named row function: run once per daemon and runtime.
+type scenario struct {
+	name string
+	run  func(*row) *observation
+}
+
+// runTable runs every scenario of table against each daemon (one daemon per release, shared by
+// the table), first on the reference runtime then on ours, and compares what they observed.
+func runTable(t *testing.T, table []scenario) {
+	paths := harness.DefaultPaths(t)
+	for _, spec := range harness.Daemons(paths) {
+		t.Run(spec.Name, func(t *testing.T) {
+			d := harness.Start(t, spec, paths)
+			for _, sc := range table {
+				t.Run(sc.name, func(t *testing.T) {
+					obs := map[string]*observation{}
+					for _, rt := range runtimes {
+						t.Run(rt, func(t *testing.T) {
+							if rt == harness.RuntimeCustom {
+								harness.Require(t, harness.Executable(paths.Shim), "%s is not built (run `make build`)", paths.Shim)
+							}
+							o := sc.run(newRow(t, d, rt))
+							t.Logf("observed: %+v", *o)
+							obs[rt] = o
+						})
+					}
+					t.Run("differential", func(t *testing.T) { compare(t, obs) })
+				})
+			}
+		})
+	}
 }
 
 // row is one scenario run against one daemon with one runtime.
@@ -229,7 +263,8 @@ func compare(t *testing.T, obs map[string]*observation) {
 	t.Helper()
 	ref, ours := obs[harness.RuntimeRunc], obs[harness.RuntimeCustom]
 	if ref == nil || ours == nil {
-		t.Skipf("nothing to compare: a row failed or was skipped (reference ran: %v, ours ran: %v)", ref != nil, ours != nil)
+		// Not a skip: a differential that could not run is a failed check.
+		t.Fatalf("nothing to compare: a row failed (reference observed: %v, ours observed: %v)", ref != nil, ours != nil)
 	}
 	if !reflect.DeepEqual(ref, ours) {
 		t.Errorf("%s differs from the reference\nreference: %+v\nours:      %+v", harness.RuntimeCustom, *ref, *ours)

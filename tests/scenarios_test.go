@@ -17,10 +17,7 @@ import (
 )
 
 // scenarios are run, in order, against one daemon per release.
-var scenarios = []struct {
-	name string
-	run  func(*row) *observation
-}{
+var scenarios = []scenario{
 	{"echo", scenarioEcho},
 	{"exit-code", scenarioExitCode},
 	{"stdin-close", scenarioStdin},
@@ -29,30 +26,7 @@ var scenarios = []struct {
 	{"grouping", scenarioGrouping},
 }
 
-func TestScenarios(t *testing.T) {
-	paths := harness.DefaultPaths(t)
-	for _, spec := range harness.Daemons(paths) {
-		t.Run(spec.Name, func(t *testing.T) {
-			d := harness.Start(t, spec, paths)
-			for _, sc := range scenarios {
-				t.Run(sc.name, func(t *testing.T) {
-					obs := map[string]*observation{}
-					for _, rt := range runtimes {
-						t.Run(rt, func(t *testing.T) {
-							if rt == harness.RuntimeCustom {
-								harness.Require(t, harness.Executable(paths.Shim), "%s is not built (run `make build`)", paths.Shim)
-							}
-							o := sc.run(newRow(t, d, rt))
-							t.Logf("observed: %+v", *o)
-							obs[rt] = o
-						})
-					}
-					t.Run("differential", func(t *testing.T) { compare(t, obs) })
-				})
-			}
-		})
-	}
-}
+func TestScenarios(t *testing.T) { runTable(t, scenarios) }
 
 // (a) a container's stdout reaches ctr.
 func scenarioEcho(r *row) *observation {

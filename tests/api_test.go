@@ -1,0 +1,484 @@
+//go:build integration && linux
+
+package tests
+
+// Task API calls beyond the run-to-exit lifecycle (issue 3, "Calls and events"): exec, stdin of
+// an exec and CloseIO, exec after its init exited, kill error classes, pause/resume, update,
+// stats and pids. They go through the containerd Go client, which reports error classes and exec
+// ids precisely, and run, like every table here, on both runtimes of both daemons.
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"fmt"
+	"os"
+	"path/filepath"
+	"strings"
+	"sync"
+	"syscall"
+	"testing"
+	"time"
+
+	cgroupsv1 "github.com/containerd/cgroups/v3/cgroup1/stats"
+	"github.com/containerd/containerd/api/types/runc/options"
+	containerd "github.com/containerd/containerd/v2/client"
+	"github.com/containerd/containerd/v2/pkg/cio"
+	"github.com/containerd/errdefs"
+	"github.com/containerd/typeurl/v2"
+	specs "github.com/opencontainers/runtime-spec/specs-go"
+
+	"github.com/custom-shim/containerd-shim-custom-v1/tests/harness"
+)
+
+var apiScenarios = []scenario{
+	{"exec", scenarioExec},
+	{"exec-stdin-closeio", scenarioExecStdin},
+	{"exec-after-init-exit", scenarioExecAfterInitExit},
+	{"kill-classes", scenarioKillClasses},
+	{"pause-resume", scenarioPauseResume},
+	{"update", scenarioUpdate},
+	{"stats", scenarioStats},
+	{"pids", scenarioPids},
+}
+
+func TestTaskAPI(t *testing.T) { runTable(t, apiScenarios) }
+
+// apiRow is a row driven through the Go client.
+type apiRow struct {
+	*row
+	c     *containerd.Client
+	ctx   context.Context
+	notes []string
+}
+
+func newAPIRow(r *row) *apiRow {
+	ctx, cancel := context.WithTimeout(r.Context(context.Background()), 2*harness.CtrTimeout)
+	r.t.Cleanup(cancel)
+	return &apiRow{row: r, c: r.Client(r.t), ctx: ctx}
+}
+
+// note records a finding that both runtimes must agree on.
+func (a *apiRow) note(format string, args ...any) { a.notes = append(a.notes, fmt.Sprintf(format, args...)) }
+
+func (a *apiRow) observation() *observation {
+	return &observation{Events: a.events(), Notes: a.notes}
+}
+
+// class names the errdefs class of err, as containerd's client decodes it from the daemon.
+func class(err error) string {
+	switch {
+	case err == nil:
+		return "ok"
+	case errdefs.IsNotFound(err):
+		return "NotFound"
+	case errdefs.IsAlreadyExists(err):
+		return "AlreadyExists"
+	case errdefs.IsFailedPrecondition(err):
+		return "FailedPrecondition"
+	case errdefs.IsInvalidArgument(err):
+		return "InvalidArgument"
+	case errdefs.IsNotImplemented(err):
+		return "NotImplemented"
+	case errdefs.IsUnavailable(err):
+		return "Unavailable"
+	}
+	return "Unknown"
+}
+
+// running starts a container whose init sleeps, with null IO, and returns its task.
+func (a *apiRow) running(role string) (containerd.Container, containerd.Task) {
+	a.t.Helper()
+	id := a.id(role)
+	ctr, err := a.NewContainer(a.ctx, a.c, id, a.runtime, nil, "sleep", "1000")
+	if err != nil {
+		a.t.Fatalf("new container %s: %v", id, err)
+	}
+	task, err := ctr.NewTask(a.ctx, cio.NullIO)
+	if err != nil {
+		a.t.Fatalf("new task %s: %v", id, err)
+	}
+	if err := task.Start(a.ctx); err != nil {
+		a.t.Fatalf("start %s: %v", id, err)
+	}
+	return ctr, task
+}
+
+// processSpec is the container's process spec with other args.
+func (a *apiRow) processSpec(ctr containerd.Container, args ...string) *specs.Process {
+	a.t.Helper()
+	spec, err := ctr.Spec(a.ctx)
+	if err != nil {
+		a.t.Fatal(err)
+	}
+	p := *spec.Process
+	p.Args = args
+	p.Terminal = false
+	return &p
+}
+
+// killInit SIGKILLs the init and waits for its exit status.
+func (a *apiRow) killInit(task containerd.Task) uint32 {
+	a.t.Helper()
+	ch, err := task.Wait(a.ctx)
+	if err != nil {
+		a.t.Fatal(err)
+	}
+	if err := task.Kill(a.ctx, syscall.SIGKILL); err != nil {
+		a.t.Fatalf("kill %s: %v", task.ID(), err)
+	}
+	st := <-ch
+	if st.Error() != nil {
+		a.t.Fatalf("wait %s: %v", task.ID(), st.Error())
+	}
+	return st.ExitCode()
+}
+
+// remove deletes a task (killing it first unless it stopped) and its container.
+func (a *apiRow) remove(ctr containerd.Container, task containerd.Task) {
+	a.t.Helper()
+	if st, err := task.Status(a.ctx); err == nil && st.Status != containerd.Stopped {
+		a.killInit(task)
+	}
+	if _, err := task.Delete(a.ctx); err != nil {
+		a.t.Fatalf("delete task %s: %v", task.ID(), err)
+	}
+	if err := ctr.Delete(a.ctx, containerd.WithSnapshotCleanup); err != nil {
+		a.t.Fatalf("delete container %s: %v", ctr.ID(), err)
+	}
+}
+
+// syncBuffer is a bytes.Buffer the IO copy goroutines may write while the test reads.
+type syncBuffer struct {
+	mu sync.Mutex
+	b  bytes.Buffer
+}
+
+func (s *syncBuffer) Write(p []byte) (int, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.Write(p)
+}
+
+func (s *syncBuffer) String() string {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.String()
+}
+
+// waitFor polls cond until it holds or eventTimeout passes.
+func (a *apiRow) waitFor(what string, cond func() bool) {
+	a.t.Helper()
+	deadline := time.Now().Add(eventTimeout)
+	for !cond() {
+		if time.Now().After(deadline) {
+			a.t.Fatalf("timed out waiting for %s", what)
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+}
+
+// An exec's stdout, stderr and exit status reach the client; its events are exec-added,
+// exec-started and exit; a second exec with the same id is AlreadyExists while the first exists.
+func scenarioExec(r *row) *observation {
+	a := newAPIRow(r)
+	ctr, task := a.running("exec")
+	var out, errOut syncBuffer
+	p, err := task.Exec(a.ctx, "e1", a.processSpec(ctr, "sh", "-c", "echo out; echo err >&2; exit 5"),
+		cio.NewCreator(cio.WithStreams(nil, &out, &errOut), cio.WithFIFODir(a.FifoDir)))
+	if err != nil {
+		a.t.Fatalf("exec: %v", err)
+	}
+	ch, err := p.Wait(a.ctx)
+	if err != nil {
+		a.t.Fatal(err)
+	}
+	if err := p.Start(a.ctx); err != nil {
+		a.t.Fatalf("start exec: %v", err)
+	}
+	st := <-ch
+	_, dupErr := task.Exec(a.ctx, "e1", a.processSpec(ctr, "true"), cio.NullIO)
+	a.note("duplicate exec id: %s", class(dupErr))
+	del, err := p.Delete(a.ctx)
+	if err != nil {
+		a.t.Fatalf("delete exec: %v", err)
+	}
+	a.note("exec exit %d, delete status %d, stdout %q, stderr %q", st.ExitCode(), del.ExitCode(), out.String(), errOut.String())
+	if st.ExitCode() != 5 || out.String() != "out\n" || errOut.String() != "err\n" {
+		a.t.Errorf("exec: exit %d stdout %q stderr %q, want 5, out, err", st.ExitCode(), out.String(), errOut.String())
+	}
+	if class(dupErr) != "AlreadyExists" {
+		a.t.Errorf("duplicate exec id: %v, want AlreadyExists", dupErr)
+	}
+	_, err = task.LoadProcess(a.ctx, "e1", nil)
+	a.note("deleted exec: %s", class(err))
+	a.remove(ctr, task)
+	return a.observation()
+}
+
+// An exec's stdin reaches it; the client closing its end of the stdin fifo is not an EOF (the
+// shim holds the fifo open), CloseIO is.
+func scenarioExecStdin(r *row) *observation {
+	a := newAPIRow(r)
+	ctr, task := a.running("stdin")
+	var out syncBuffer
+	p, err := task.Exec(a.ctx, "cat", a.processSpec(ctr, "cat"),
+		// A stderr too: the reference shim fails an exec with stdin and without stderr ("opening file """).
+		cio.NewCreator(cio.WithStreams(strings.NewReader("hello\n"), &out, &syncBuffer{}), cio.WithFIFODir(a.FifoDir)))
+	if err != nil {
+		a.t.Fatalf("exec: %v", err)
+	}
+	ch, err := p.Wait(a.ctx)
+	if err != nil {
+		a.t.Fatal(err)
+	}
+	if err := p.Start(a.ctx); err != nil {
+		a.t.Fatalf("start exec: %v", err)
+	}
+	a.waitFor("cat to echo its stdin", func() bool { return out.String() == "hello\n" })
+	// The client's copier reached EOF of its reader and closed its end of the fifo by now. cat
+	// must still be running: only CloseIO ends its input. Give a false EOF time to arrive.
+	time.Sleep(300 * time.Millisecond)
+	st, err := p.Status(a.ctx)
+	if err != nil {
+		a.t.Fatal(err)
+	}
+	a.note("before CloseIO: %s", st.Status)
+	if st.Status != containerd.Running {
+		a.t.Errorf("cat is %s before CloseIO, want running", st.Status)
+	}
+	if err := p.CloseIO(a.ctx, containerd.WithStdinCloser); err != nil {
+		a.t.Fatalf("CloseIO: %v", err)
+	}
+	exit := <-ch
+	a.note("after CloseIO: exit %d, stdout %q", exit.ExitCode(), out.String())
+	if exit.ExitCode() != 0 {
+		a.t.Errorf("cat exit %d after CloseIO, want 0", exit.ExitCode())
+	}
+	if _, err := p.Delete(a.ctx); err != nil {
+		a.t.Fatalf("delete exec: %v", err)
+	}
+	a.remove(ctr, task)
+	return a.observation()
+}
+
+// An exec created before its init exited cannot start after it: FailedPrecondition.
+func scenarioExecAfterInitExit(r *row) *observation {
+	a := newAPIRow(r)
+	ctr, task := a.running("late")
+	p, err := task.Exec(a.ctx, "late", a.processSpec(ctr, "true"), cio.NullIO)
+	if err != nil {
+		a.t.Fatalf("exec: %v", err)
+	}
+	a.note("init exit %d", a.killInit(task))
+	// containerd 1.6's reference passes runc's "cannot exec in a stopped container" on as Unknown.
+	a.wrongState("start exec after its init exited", p.Start(a.ctx))
+	_, err = p.Delete(a.ctx)
+	a.note("delete the never started exec: %s", class(err))
+	a.remove(ctr, task)
+	return a.observation()
+}
+
+// Kill of an exec that never started is FailedPrecondition; of an exited init NotFound; kill
+// with all of a running container ends it.
+func scenarioKillClasses(r *row) *observation {
+	a := newAPIRow(r)
+	ctr, task := a.running("kill")
+	p, err := task.Exec(a.ctx, "idle", a.processSpec(ctr, "true"), cio.NullIO)
+	if err != nil {
+		a.t.Fatalf("exec: %v", err)
+	}
+	err = p.Kill(a.ctx, syscall.SIGKILL)
+	a.note("kill unstarted exec: %s", class(err))
+	if class(err) != "FailedPrecondition" {
+		a.t.Errorf("kill of an exec never started: %v, want FailedPrecondition", err)
+	}
+	if _, err := p.Delete(a.ctx); err != nil {
+		a.t.Fatalf("delete exec: %v", err)
+	}
+	ch, err := task.Wait(a.ctx)
+	if err != nil {
+		a.t.Fatal(err)
+	}
+	err = task.Kill(a.ctx, syscall.SIGKILL, containerd.WithKillAll)
+	a.note("kill all: %s", class(err))
+	a.note("init exit %d", (<-ch).ExitCode())
+	err = task.Kill(a.ctx, syscall.SIGKILL)
+	a.note("kill exited init: %s", class(err))
+	if class(err) != "NotFound" {
+		a.t.Errorf("kill of an exited init: %v, want NotFound", err)
+	}
+	a.remove(ctr, task)
+	return a.observation()
+}
+
+// Pause and Resume publish their events and show in the status; a paused container killed with
+// SIGKILL ends stopped, and its cgroup is not left frozen.
+func scenarioPauseResume(r *row) *observation {
+	a := newAPIRow(r)
+	ctr, task := a.running("pause")
+	status := func() containerd.ProcessStatus {
+		st, err := task.Status(a.ctx)
+		if err != nil {
+			a.t.Fatal(err)
+		}
+		return st.Status
+	}
+	if err := task.Pause(a.ctx); err != nil {
+		a.t.Fatalf("pause: %v", err)
+	}
+	a.note("after pause: %s", status())
+	a.wrongState("pause a paused container", task.Pause(a.ctx))
+	if err := task.Resume(a.ctx); err != nil {
+		a.t.Fatalf("resume: %v", err)
+	}
+	a.note("after resume: %s", status())
+	a.wrongState("resume a running container", task.Resume(a.ctx))
+	if err := task.Pause(a.ctx); err != nil {
+		a.t.Fatalf("pause: %v", err)
+	}
+	a.note("paused, killed: exit %d, then %s", a.killInit(task), status())
+	if s := status(); s != containerd.Stopped {
+		a.t.Errorf("paused then killed: %s, want stopped", s)
+	}
+	a.remove(ctr, task)
+	return a.observation()
+}
+
+// wrongState checks the error of a call made in the wrong state. Both runtimes must fail it; the
+// reference passes runc's error on unclassified (Unknown), ours answers FailedPrecondition.
+func (a *apiRow) wrongState(call string, err error) {
+	a.t.Helper()
+	a.note("%s fails: %v", call, err != nil)
+	if a.runtime == harness.RuntimeCustom && class(err) != "FailedPrecondition" {
+		a.t.Errorf("%s: %v, want FailedPrecondition", call, err)
+	}
+}
+
+// memoryLimit reads the memory limit of pid's cgroup (v1 here, v2 where that is the layout).
+func memoryLimit(pid uint32) (string, error) {
+	raw, err := os.ReadFile(fmt.Sprintf("/proc/%d/cgroup", pid))
+	if err != nil {
+		return "", err
+	}
+	for _, line := range strings.Split(string(raw), "\n") {
+		f := strings.SplitN(line, ":", 3)
+		if len(f) != 3 {
+			continue
+		}
+		if f[1] == "memory" || strings.Contains(","+f[1]+",", ",memory,") {
+			b, err := os.ReadFile(filepath.Join("/sys/fs/cgroup/memory", f[2], "memory.limit_in_bytes"))
+			return strings.TrimSpace(string(b)), err
+		}
+		if f[0] == "0" && f[1] == "" {
+			if b, err := os.ReadFile(filepath.Join("/sys/fs/cgroup", f[2], "memory.max")); err == nil {
+				return strings.TrimSpace(string(b)), nil
+			}
+		}
+	}
+	return "", errors.New("no memory cgroup")
+}
+
+// Update changes the container's limits (runc update); on a stopped container it fails.
+func scenarioUpdate(r *row) *observation {
+	a := newAPIRow(r)
+	ctr, task := a.running("update")
+	limit := int64(48 << 20)
+	res := &specs.LinuxResources{Memory: &specs.LinuxMemory{Limit: &limit}}
+	if err := task.Update(a.ctx, containerd.WithResources(res)); err != nil {
+		a.t.Fatalf("update: %v", err)
+	}
+	got, err := memoryLimit(task.Pid())
+	if err != nil {
+		a.t.Fatal(err)
+	}
+	a.note("memory limit after update: %s", got)
+	if got != fmt.Sprint(limit) {
+		a.t.Errorf("memory limit %s after update, want %d", got, limit)
+	}
+	a.killInit(task)
+	err = task.Update(a.ctx, containerd.WithResources(res))
+	a.note("update stopped: %v", err != nil)
+	if err == nil {
+		a.t.Errorf("update of a stopped container succeeded")
+	}
+	a.remove(ctr, task)
+	return a.observation()
+}
+
+// Stats answers containerd's cgroup metrics type, while running and after the init exited (CRI
+// asks it after a 137 exit to tell OOMKilled).
+func scenarioStats(r *row) *observation {
+	a := newAPIRow(r)
+	ctr, task := a.running("stats")
+	metrics := func(when string) {
+		m, err := task.Metrics(a.ctx)
+		if err != nil {
+			a.t.Fatalf("metrics %s: %v", when, err)
+		}
+		v, err := typeurl.UnmarshalAny(m.Data)
+		if err != nil {
+			a.t.Fatalf("decode metrics %s (%s): %v", when, m.Data.GetTypeUrl(), err)
+		}
+		a.note("metrics %s: %s", when, m.Data.GetTypeUrl())
+		if v1, ok := v.(*cgroupsv1.Metrics); ok {
+			a.note("metrics %s: has memory %v, pids %v", when, v1.Memory != nil, v1.Pids != nil)
+			if v1.Memory == nil || v1.Memory.Usage == nil {
+				a.t.Errorf("metrics %s: no memory usage: %+v", when, v1)
+			}
+		}
+	}
+	metrics("running")
+	a.killInit(task)
+	metrics("after exit")
+	a.remove(ctr, task)
+	return a.observation()
+}
+
+// Pids lists the container's processes and names the exec each started exec belongs to.
+func scenarioPids(r *row) *observation {
+	a := newAPIRow(r)
+	ctr, task := a.running("pids")
+	p, err := task.Exec(a.ctx, "e2", a.processSpec(ctr, "sleep", "1000"), cio.NullIO)
+	if err != nil {
+		a.t.Fatalf("exec: %v", err)
+	}
+	if err := p.Start(a.ctx); err != nil {
+		a.t.Fatalf("start exec: %v", err)
+	}
+	infos, err := task.Pids(a.ctx)
+	if err != nil {
+		a.t.Fatalf("pids: %v", err)
+	}
+	byPid := map[uint32]string{}
+	for _, pi := range infos {
+		byPid[pi.Pid] = "-"
+		if pi.Info == nil {
+			continue
+		}
+		v, err := typeurl.UnmarshalAny(pi.Info)
+		if err != nil {
+			a.t.Fatalf("decode process info of %d: %v", pi.Pid, err)
+		}
+		if d, ok := v.(*options.ProcessDetails); ok {
+			byPid[pi.Pid] = d.ExecID
+		}
+	}
+	a.note("pids: %d processes; init %q, exec %q", len(infos), byPid[task.Pid()], byPid[p.Pid()])
+	if len(infos) != 2 || byPid[task.Pid()] != "-" || byPid[p.Pid()] != "e2" {
+		a.t.Errorf("pids %v: want the init without exec id and %d as e2", byPid, p.Pid())
+	}
+	ch, err := p.Wait(a.ctx)
+	if err != nil {
+		a.t.Fatal(err)
+	}
+	if err := p.Kill(a.ctx, syscall.SIGKILL); err != nil {
+		a.t.Fatalf("kill exec: %v", err)
+	}
+	a.note("exec exit %d", (<-ch).ExitCode())
+	if _, err := p.Delete(a.ctx); err != nil {
+		a.t.Fatalf("delete exec: %v", err)
+	}
+	a.remove(ctr, task)
+	return a.observation()
+}
