@@ -24,6 +24,7 @@ import (
 	"github.com/containerd/containerd/api/types/runc/options"
 	containerd "github.com/containerd/containerd/v2/client"
 	"github.com/containerd/containerd/v2/pkg/cio"
+	"github.com/containerd/containerd/v2/pkg/oci"
 	"github.com/containerd/errdefs"
 	"github.com/containerd/typeurl/v2"
 	specs "github.com/opencontainers/runtime-spec/specs-go"
@@ -40,6 +41,9 @@ var apiScenarios = []scenario{
 	{"update", scenarioUpdate},
 	{"stats", scenarioStats},
 	{"pids", scenarioPids},
+	{"exec-exits-before-init-exit", scenarioExecExitOrder},
+	{"host-pid-kills-execs", scenarioHostPID},
+	{"quick-execs", scenarioQuickExecs},
 }
 
 func TestTaskAPI(t *testing.T) { runTable(t, apiScenarios) }
@@ -59,7 +63,9 @@ func newAPIRow(r *row) *apiRow {
 }
 
 // note records a finding that both runtimes must agree on.
-func (a *apiRow) note(format string, args ...any) { a.notes = append(a.notes, fmt.Sprintf(format, args...)) }
+func (a *apiRow) note(format string, args ...any) {
+	a.notes = append(a.notes, fmt.Sprintf(format, args...))
+}
 
 func (a *apiRow) observation() *observation {
 	return &observation{Events: a.events(), Notes: a.notes}
@@ -478,6 +484,119 @@ func scenarioPids(r *row) *observation {
 	a.note("exec exit %d", (<-ch).ExitCode())
 	if _, err := p.Delete(a.ctx); err != nil {
 		a.t.Fatalf("delete exec: %v", err)
+	}
+	a.remove(ctr, task)
+	return a.observation()
+}
+
+// startExec starts exec id running args and returns it with its exit channel.
+func (a *apiRow) startExec(ctr containerd.Container, task containerd.Task, id string, args ...string) (containerd.Process, <-chan containerd.ExitStatus) {
+	a.t.Helper()
+	p, err := task.Exec(a.ctx, id, a.processSpec(ctr, args...), cio.NullIO)
+	if err != nil {
+		a.t.Fatalf("exec %s: %v", id, err)
+	}
+	ch, err := p.Wait(a.ctx)
+	if err != nil {
+		a.t.Fatal(err)
+	}
+	if err := p.Start(a.ctx); err != nil {
+		a.t.Fatalf("start exec %s: %v", id, err)
+	}
+	return p, ch
+}
+
+// exitOrder checks that every exec's /tasks/exit precedes the init's (containerd 1.6's reference
+// breaks this for a container without its own PID namespace: see referenceBugs).
+func (a *apiRow) exitOrder(id string) {
+	a.t.Helper()
+	exits := a.Events.Since(a.from, harness.TaskEvent(a.Namespace, id, "/tasks/exit"))
+	last := len(exits) > 0 && exits[len(exits)-1].ID == id
+	a.note("%d exits, the init's last: %v", len(exits), last)
+	if !last && a.runtime == harness.RuntimeCustom {
+		a.t.Errorf("exits %v: the init's exit must come last", exits)
+	}
+}
+
+// When the init of a container with its own PID namespace is killed, its execs die with it, and
+// their exits are published before the init's.
+func scenarioExecExitOrder(r *row) *observation {
+	a := newAPIRow(r)
+	ctr, task := a.running("order")
+	p1, ch1 := a.startExec(ctr, task, "s1", "sleep", "1000")
+	p2, ch2 := a.startExec(ctr, task, "s2", "sleep", "1000")
+	a.note("init exit %d", a.killInit(task))
+	a.note("exec exits %d %d", (<-ch1).ExitCode(), (<-ch2).ExitCode())
+	a.waitExit(task.ID(), task.ID(), 137)
+	a.exitOrder(task.ID())
+	for _, p := range []containerd.Process{p1, p2} {
+		if _, err := p.Delete(a.ctx); err != nil {
+			a.t.Fatalf("delete exec %s: %v", p.ID(), err)
+		}
+	}
+	a.remove(ctr, task)
+	return a.observation()
+}
+
+// A container in the host PID namespace: its processes outlive its init, so the shim kills them
+// when the init exits, and publishes their exits before the init's.
+func scenarioHostPID(r *row) *observation {
+	a := newAPIRow(r)
+	id := a.id("hostpid")
+	ctr, err := a.NewContainer(a.ctx, a.c, id, a.runtime, []oci.SpecOpts{oci.WithHostNamespace(specs.PIDNamespace)}, "sleep", "1000")
+	if err != nil {
+		a.t.Fatalf("new container %s: %v", id, err)
+	}
+	task, err := ctr.NewTask(a.ctx, cio.NullIO)
+	if err != nil {
+		a.t.Fatalf("new task %s: %v", id, err)
+	}
+	if err := task.Start(a.ctx); err != nil {
+		a.t.Fatalf("start %s: %v", id, err)
+	}
+	p, ch := a.startExec(ctr, task, "survivor", "sleep", "1000")
+	a.note("init exit %d", a.killInit(task))
+	a.note("exec exit %d", (<-ch).ExitCode())
+	a.waitExit(id, id, 137)
+	a.exitOrder(id)
+	if _, err := p.Delete(a.ctx); err != nil {
+		a.t.Fatalf("delete exec: %v", err)
+	}
+	a.remove(ctr, task)
+	return a.observation()
+}
+
+// Execs that exit at once: each gets exactly one exec-started and then one exit, status 0.
+func scenarioQuickExecs(r *row) *observation {
+	a := newAPIRow(r)
+	ctr, task := a.running("quick")
+	const n = 20
+	for i := range n {
+		id := fmt.Sprintf("q%d", i)
+		p, ch := a.startExec(ctr, task, id, "/bin/true")
+		if st := <-ch; st.ExitCode() != 0 {
+			a.t.Errorf("exec %s: exit %d", id, st.ExitCode())
+		}
+		if _, err := p.Delete(a.ctx); err != nil {
+			a.t.Fatalf("delete exec %s: %v", id, err)
+		}
+	}
+	started := map[string]int{}
+	for _, e := range a.Events.Since(a.from, func(e harness.Event) bool { return e.Namespace == a.Namespace && e.ContainerID == task.ID() }) {
+		switch e.Topic {
+		case "/tasks/exec-started":
+			started[e.ExecID]++
+		case "/tasks/exit":
+			if e.ID != task.ID() && started[e.ID] != 1 {
+				a.t.Errorf("exit of %s without exactly one exec-started before it (%d)", e.ID, started[e.ID])
+			}
+			started[e.ID] += 10
+		}
+	}
+	for i := range n {
+		if id := fmt.Sprintf("q%d", i); started[id] != 11 {
+			a.t.Errorf("exec %s: want one exec-started then one exit, counted %d", id, started[id])
+		}
 	}
 	a.remove(ctr, task)
 	return a.observation()

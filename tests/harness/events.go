@@ -19,6 +19,7 @@ type Event struct {
 	Topic       string
 	ContainerID string // container_id, or id for /containers/* events
 	ID          string // id: the exec id of /tasks/exit (the container id for init)
+	ExecID      string // exec_id of /tasks/exec-added and /tasks/exec-started
 	ExitStatus  uint32 // exit_status (omitted, so 0, when zero)
 	JSON        string
 }
@@ -35,11 +36,12 @@ func parseEvent(line string) (Event, bool) {
 	var body struct {
 		ContainerID string `json:"container_id"`
 		ID          string `json:"id"`
+		ExecID      string `json:"exec_id"`
 		ExitStatus  uint32 `json:"exit_status"`
 	}
 	// exited_at is an RFC 3339 string from ctr 1.6 and an object from ctr 2.x: not decoded.
 	_ = json.Unmarshal([]byte(m[4]), &body)
-	e := Event{Namespace: m[2], Topic: m[3], ContainerID: body.ContainerID, ID: body.ID, ExitStatus: body.ExitStatus, JSON: m[4]}
+	e := Event{Namespace: m[2], Topic: m[3], ContainerID: body.ContainerID, ID: body.ID, ExecID: body.ExecID, ExitStatus: body.ExitStatus, JSON: m[4]}
 	if e.ContainerID == "" && strings.HasPrefix(e.Topic, "/containers/") {
 		e.ContainerID = body.ID
 	}
