@@ -8,6 +8,7 @@ import (
 	stdio "io"
 	"os"
 	"os/exec"
+	"path/filepath"
 	"sync"
 
 	"github.com/containerd/errdefs"
@@ -27,8 +28,19 @@ func (s Stdio) IsNull() bool {
 	return s.Stdin == "" && s.Stdout == "" && s.Stderr == ""
 }
 
-// ProcessIO owns the descriptors opened for one process's stdio. It implements go-runc's IO
-// (Set hands the child ends to the runtime command) and StartCloser.
+// Config is what Open needs besides the URIs.
+type Config struct {
+	// ID and Namespace are the container's, passed to logging binaries as CONTAINER_ID and
+	// CONTAINER_NAMESPACE.
+	ID, Namespace string
+	// UID and GID (the IoUid/IoGid options) own the stdio fifos handed to the container, so that
+	// a process of a user-namespaced container can reopen /dev/stdout. Zero: left alone.
+	UID, GID uint32
+}
+
+// ProcessIO owns the descriptors opened for one process's stdio. Without a terminal it
+// implements go-runc's IO (Set hands the child ends to the runtime command) and StartCloser;
+// with one, see Attach.
 type ProcessIO struct {
 	mu sync.Mutex
 	// child holds the ends handed to the OCI runtime as its fds 0, 1 and 2 (nil: none or
@@ -38,64 +50,85 @@ type ProcessIO struct {
 	stdin *os.File
 	// keep holds the read ends of the stdout/stderr fifos, closed by Close. Guarded by mu.
 	keep []*os.File
+	// logger is the logging binary of a binary:// URI, stopped by Close. Guarded by mu.
+	logger *logger
+	// term is the terminal copier; nil without a terminal. Set by Open, never changed.
+	term *terminal
 }
 
-// Open opens the stdio of a process that is not using a terminal. Streams that are not given
-// are connected to /dev/null. On error nothing stays open.
-func Open(s Stdio) (_ *ProcessIO, retErr error) {
+// Open opens the stdio of a process. Without a terminal, every stream goes straight to what the
+// client named (no copy in the shim): its fifos, the file:// file, the binary:// logger's pipes,
+// /dev/null for a stream not given. With a terminal it opens the same destinations for the
+// console copier, which Attach starts. A logging binary is started and ready before Open returns.
+// On error nothing stays open.
+func Open(s Stdio, cfg Config) (_ *ProcessIO, retErr error) {
+	out, err := parseOutput(s.Stdout)
+	if err != nil {
+		return nil, err
+	}
 	p := &ProcessIO{}
 	defer func() {
 		if retErr != nil {
 			p.Close()
 		}
 	}()
+	if s.Terminal {
+		p.term = &terminal{}
+	}
 	if s.Stdin != "" {
 		if err := p.openStdin(s.Stdin); err != nil {
 			return nil, err
 		}
 	}
-	if s.Stdout != "" {
-		w, err := p.openOutput(s.Stdout)
-		if err != nil {
+	switch out.kind {
+	case kindNull:
+	case kindFifo:
+		err = p.openFifos(out.path, s.Stderr)
+	case kindFile:
+		err = p.openFile(out.path)
+	case kindBinary, kindBinaryV2:
+		err = p.openLogger(out, cfg)
+	}
+	if err != nil {
+		return nil, err
+	}
+	if out.kind == kindFifo && (cfg.UID != 0 || cfg.GID != 0) {
+		if err := p.chown(cfg.UID, cfg.GID); err != nil {
 			return nil, err
 		}
-		p.child[1] = w
 	}
-	if s.Stderr != "" {
-		if s.Stderr == s.Stdout {
-			p.child[2] = p.child[1]
-		} else {
-			w, err := p.openOutput(s.Stderr)
-			if err != nil {
-				return nil, err
+	if p.term == nil {
+		for i := 1; i < 3; i++ {
+			if p.child[i] == nil {
+				f, err := os.OpenFile(os.DevNull, os.O_WRONLY|unix.O_CLOEXEC, 0)
+				if err != nil {
+					return nil, err
+				}
+				p.child[i] = f
 			}
-			p.child[2] = w
-		}
-	}
-	for i := 1; i < 3; i++ {
-		if p.child[i] == nil {
-			f, err := os.OpenFile(os.DevNull, os.O_WRONLY, 0)
-			if err != nil {
-				return nil, err
-			}
-			p.child[i] = f
 		}
 	}
 	return p, nil
 }
 
-// openStdin opens the stdin fifo: a blocking read end for the child and a write end kept by
-// the shim. Opening the read end non-blocking first lets the write end open without waiting
-// for the client.
+// Terminal reports whether the process has a terminal.
+func (p *ProcessIO) Terminal() bool { return p.term != nil }
+
+// openStdin opens the stdin fifo: a read end for the process (blocking, given to the child) or
+// for the console copier (non-blocking, on Go's poller), and a write end kept by the shim.
+// Opening the read end non-blocking first lets the write end open without waiting for the client.
 func (p *ProcessIO) openStdin(path string) error {
 	rfd, err := openFifo(path, unix.O_RDONLY|unix.O_NONBLOCK)
 	if err != nil {
 		return fmt.Errorf("open stdin fifo %s: %w", path, err)
 	}
-	r := os.NewFile(uintptr(rfd), path)
-	p.child[0] = r
-	if err := setBlocking(rfd); err != nil {
-		return fmt.Errorf("stdin fifo %s: %w", path, err)
+	if p.term != nil {
+		p.term.in = os.NewFile(uintptr(rfd), path)
+	} else {
+		p.child[0] = os.NewFile(uintptr(rfd), path)
+		if err := setBlocking(rfd); err != nil {
+			return fmt.Errorf("stdin fifo %s: %w", path, err)
+		}
 	}
 	wfd, err := openFifo(path, unix.O_WRONLY)
 	if err != nil {
@@ -105,20 +138,121 @@ func (p *ProcessIO) openStdin(path string) error {
 	return nil
 }
 
-// openOutput opens an output fifo: a read end the shim keeps, then the blocking write end for
-// the child, which opens at once because a reader exists.
-func (p *ProcessIO) openOutput(path string) (*os.File, error) {
+// openFifos opens the stdout and stderr paths (fifos, or existing files appended to). With a
+// terminal only stdout is used: the console merges both streams.
+func (p *ProcessIO) openFifos(stdout, stderr string) error {
+	w, err := p.openOutput(stdout, p.term != nil)
+	if err != nil {
+		return err
+	}
+	if p.term != nil {
+		p.term.out = w
+		return nil
+	}
+	p.child[1] = w
+	switch stderr {
+	case "":
+	case stdout:
+		p.child[2] = w
+	default:
+		if p.child[2], err = p.openOutput(stderr, false); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// openOutput opens an output path. For a fifo: a read end the shim keeps (the container never
+// gets EPIPE while containerd restarts), then the write end, which opens at once because a
+// reader exists; non-blocking (on Go's poller) for the console copier. Anything else must be an
+// existing file, opened for appending, as the reference shim does.
+func (p *ProcessIO) openOutput(path string, nonblock bool) (*os.File, error) {
 	rfd, err := openFifo(path, unix.O_RDONLY|unix.O_NONBLOCK)
+	if errors.Is(err, errNotFifo) {
+		f, err := os.OpenFile(path, os.O_WRONLY|os.O_APPEND|unix.O_CLOEXEC, 0)
+		if err != nil {
+			return nil, fmt.Errorf("open output file %s: %w", path, err)
+		}
+		return f, nil
+	}
 	if err != nil {
 		return nil, fmt.Errorf("open output fifo %s: %w", path, err)
 	}
 	p.keep = append(p.keep, os.NewFile(uintptr(rfd), path))
-	wfd, err := openFifo(path, unix.O_WRONLY)
+	flags := unix.O_WRONLY
+	if nonblock {
+		flags |= unix.O_NONBLOCK
+	}
+	wfd, err := openFifo(path, flags)
 	if err != nil {
 		return nil, fmt.Errorf("open output fifo %s for writing: %w", path, err)
 	}
 	return os.NewFile(uintptr(wfd), path), nil
 }
+
+// openFile opens a file:// destination: created if missing (with its directory), appended to,
+// one open file description for stdout and stderr. The container writes to it directly: O_APPEND
+// keeps each write whole and in order, and there is no copy to drain or to close late.
+func (p *ProcessIO) openFile(path string) error {
+	if err := os.MkdirAll(filepath.Dir(path), 0o755); err != nil {
+		return fmt.Errorf("create directory of log file %s: %w", path, err)
+	}
+	f, err := os.OpenFile(path, os.O_WRONLY|os.O_APPEND|os.O_CREATE|unix.O_CLOEXEC, 0o644)
+	if err != nil {
+		return fmt.Errorf("open log file %s: %w", path, err)
+	}
+	if p.term != nil {
+		p.term.out = f
+		return nil
+	}
+	p.child[1], p.child[2] = f, f
+	return nil
+}
+
+// openLogger makes the stdout and stderr pipes, starts the logging binary with their read ends
+// and waits until it is ready. The write ends go to the container, or, with a terminal, stdout's
+// to the console copier (stderr's is closed at once: a console has one output stream).
+func (p *ProcessIO) openLogger(o output, cfg Config) error {
+	outR, outW, err := os.Pipe()
+	if err != nil {
+		return fmt.Errorf("logger stdout pipe: %w", err)
+	}
+	defer outR.Close()
+	errR, errW, err := os.Pipe()
+	if err != nil {
+		outW.Close()
+		return fmt.Errorf("logger stderr pipe: %w", err)
+	}
+	defer errR.Close()
+	if p.term != nil {
+		p.term.out = outW
+		errW.Close()
+	} else {
+		p.child[1], p.child[2] = outW, errW
+	}
+	l, err := startLogger(o, cfg, outR, errR)
+	if err != nil {
+		return err
+	}
+	p.logger = l
+	return nil
+}
+
+// chown gives the fifo ends handed to the container to uid:gid (IoUid/IoGid).
+func (p *ProcessIO) chown(uid, gid uint32) error {
+	for _, f := range p.child {
+		var st unix.Stat_t
+		if f == nil || unix.Fstat(int(f.Fd()), &st) != nil || st.Mode&unix.S_IFMT != unix.S_IFIFO {
+			continue // a client's existing file is not ours to give away
+		}
+		if err := unix.Fchown(int(f.Fd()), int(uid), int(gid)); err != nil {
+			return fmt.Errorf("chown stdio %s to %d:%d: %w", f.Name(), uid, gid, err)
+		}
+	}
+	return nil
+}
+
+var errNotFifo = fmt.Errorf("not a fifo: %w", errdefs.ErrInvalidArgument)
 
 // openFifo opens path, which must already be a fifo (the client creates it).
 func openFifo(path string, flags int) (int, error) {
@@ -130,7 +264,7 @@ func openFifo(path string, flags int) (int, error) {
 		return -1, err
 	}
 	if st.Mode&unix.S_IFMT != unix.S_IFIFO {
-		return -1, fmt.Errorf("not a fifo: %w", errdefs.ErrInvalidArgument)
+		return -1, errNotFifo
 	}
 	fd, err := unix.Open(path, flags|unix.O_CLOEXEC, 0)
 	if err != nil {
@@ -185,7 +319,8 @@ func (p *ProcessIO) closeChild() error {
 }
 
 // CloseStdin releases the shim's write end of the stdin fifo (CloseIO): the process reads EOF
-// once the client has closed its end too. Idempotent.
+// once the client has closed its end too. With a terminal, that EOF hangs the terminal up, as
+// with the reference shim. Idempotent.
 func (p *ProcessIO) CloseStdin() error {
 	p.mu.Lock()
 	defer p.mu.Unlock()
@@ -197,11 +332,16 @@ func (p *ProcessIO) CloseStdin() error {
 	return err
 }
 
-// Close releases every descriptor still held. Idempotent.
+// Close releases every descriptor still held: with a terminal after a bounded drain of its
+// output (DrainTimeout), then stops the logging binary (SIGTERM, SIGKILL after
+// LoggerStopTimeout). Idempotent.
 func (p *ProcessIO) Close() error {
+	var errs []error
+	if p.term != nil {
+		errs = append(errs, p.term.close(DrainTimeout))
+	}
 	p.mu.Lock()
-	defer p.mu.Unlock()
-	errs := []error{p.closeChild()}
+	errs = append(errs, p.closeChild())
 	if p.stdin != nil {
 		errs = append(errs, p.stdin.Close())
 		p.stdin = nil
@@ -210,14 +350,20 @@ func (p *ProcessIO) Close() error {
 		errs = append(errs, f.Close())
 	}
 	p.keep = nil
+	l := p.logger
+	p.logger = nil
+	p.mu.Unlock()
+	if l != nil {
+		errs = append(errs, l.stop())
+	}
 	return errors.Join(errs...)
 }
 
 // Stdin is part of go-runc's IO interface; the shim never writes to a process's stdin itself.
 func (p *ProcessIO) Stdin() stdio.WriteCloser { return nil }
 
-// Stdout is part of go-runc's IO interface; output goes straight to the client's fifo.
+// Stdout is part of go-runc's IO interface; output goes straight to its destination.
 func (p *ProcessIO) Stdout() stdio.ReadCloser { return nil }
 
-// Stderr is part of go-runc's IO interface; output goes straight to the client's fifo.
+// Stderr is part of go-runc's IO interface; output goes straight to its destination.
 func (p *ProcessIO) Stderr() stdio.ReadCloser { return nil }

@@ -37,7 +37,7 @@ func TestStdoutGoesStraightToFifo(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer client.Close()
-	p, err := Open(Stdio{Stdout: out, Stderr: out})
+	p, err := Open(Stdio{Stdout: out, Stderr: out}, Config{})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -60,7 +60,7 @@ func TestStdoutGoesStraightToFifo(t *testing.T) {
 
 func TestStdinHeldUntilCloseStdin(t *testing.T) {
 	in := mkfifo(t, "stdin")
-	p, err := Open(Stdio{Stdin: in})
+	p, err := Open(Stdio{Stdin: in}, Config{})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -103,7 +103,7 @@ func TestStdinHeldUntilCloseStdin(t *testing.T) {
 
 func TestNullAndMissingStdioLeaveNoDescriptor(t *testing.T) {
 	base := fdCount(t)
-	p, err := Open(Stdio{})
+	p, err := Open(Stdio{}, Config{})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -111,11 +111,11 @@ func TestNullAndMissingStdioLeaveNoDescriptor(t *testing.T) {
 		t.Fatal("null stdio: want /dev/null for stdout and stderr only")
 	}
 	p.Close()
-	if _, err := Open(Stdio{Stdin: "/nonexistent/stdin"}); err == nil {
+	if _, err := Open(Stdio{Stdin: "/nonexistent/stdin"}, Config{}); err == nil {
 		t.Fatal("missing stdin fifo accepted")
 	}
 	in := mkfifo(t, "in")
-	if _, err := Open(Stdio{Stdin: in, Stdout: "/nonexistent/out"}); err == nil {
+	if _, err := Open(Stdio{Stdin: in, Stdout: "/nonexistent/out"}, Config{}); err == nil {
 		t.Fatal("missing stdout fifo accepted")
 	}
 	if got := fdCount(t); got != base {

@@ -45,17 +45,15 @@ func (e *Exec) Start(ctx context.Context) error {
 	if st := e.State(); st != Created {
 		return fmt.Errorf("%s is %s, not created: %w", e.name(), st, errdefs.ErrFailedPrecondition)
 	}
-	if e.stdio.Terminal {
-		return fmt.Errorf("%s: terminal is not supported yet: %w", e.name(), errdefs.ErrInvalidArgument)
-	}
-	pio, err := shimio.Open(e.stdio)
+	pio, sock, err := openIO(e.name(), e.stdio, e.init.ioCfg)
 	if err != nil {
-		return fmt.Errorf("%s: stdio: %w", e.name(), err)
+		return err
 	}
+	defer closeSocket(sock)
 	pidFile := filepath.Join(e.init.bundle, e.id+".pid")
 	rt := e.init.rt
 	m := markLog(rt.Log)
-	err = rt.Exec(ctx, e.cid, e.spec, &runc.ExecOpts{PidFile: pidFile, IO: pio, Detach: true})
+	err = rt.Exec(ctx, e.cid, e.spec, &runc.ExecOpts{PidFile: pidFile, IO: runtimeIO(pio), ConsoleSocket: consoleSocket(sock), Detach: true})
 	if err != nil {
 		pio.Close()
 		return m.wrap(err, e.name()+": OCI runtime exec failed")
@@ -64,6 +62,12 @@ func (e *Exec) Start(ctx context.Context) error {
 	if err != nil {
 		pio.Close()
 		return fmt.Errorf("%s: read pid file: %w", e.name(), err)
+	}
+	if err := attachConsole(e.name(), pio, sock); err != nil {
+		// The process runs but its terminal is lost: end it rather than leave it unreachable.
+		_ = unix.Kill(pid, unix.SIGKILL)
+		pio.Close()
+		return err
 	}
 	e.io = pio
 	e.setPid(pid)

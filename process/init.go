@@ -27,6 +27,10 @@ type InitConfig struct {
 	Rootfs    []mount.Mount
 	Stdio     shimio.Stdio
 	Options   *Options
+	// Checkpoint, if set, is a checkpoint image to restore from: the OCI runtime's restore
+	// then runs at Start instead of create/start (see checkpoint.go).
+	Checkpoint       string
+	ParentCheckpoint string
 }
 
 // Init is a container's init process.
@@ -41,20 +45,21 @@ type Init struct {
 	opts    *Options
 	stdio   shimio.Stdio
 	io      *shimio.ProcessIO
-	mounted bool // rootfs mounted by us; only touched under opMu or during create
+	ioCfg   shimio.Config // for the stdio of this container's execs too
+	mounted bool          // rootfs mounted by us; only touched under opMu or during create
 	// cg is the container's cgroup, loaded after create; nil if it could not be found.
 	cg cgroup
 	// sharedPID: the container has no PID namespace of its own, so its init's exit does not
 	// end its other processes.
 	sharedPID bool
+	// restore is the pending restore of a container created from a checkpoint; nil otherwise
+	// (and once started). Guarded by opMu.
+	restore *runc.RestoreOpts
 }
 
 // CreateInit mounts the rootfs, opens the stdio and runs the OCI runtime's create. On error
 // everything it did is undone.
 func CreateInit(ctx context.Context, cfg InitConfig) (_ *Init, retErr error) {
-	if cfg.Stdio.Terminal {
-		return nil, fmt.Errorf("container %s: terminal is not supported yet: %w", cfg.ID, errdefs.ErrInvalidArgument)
-	}
 	i := &Init{
 		proc:   newProc(),
 		id:     cfg.ID,
@@ -62,6 +67,7 @@ func CreateInit(ctx context.Context, cfg InitConfig) (_ *Init, retErr error) {
 		rt:     NewRuntime(cfg.Options, cfg.Bundle, cfg.Namespace),
 		opts:   cfg.Options,
 		stdio:  cfg.Stdio,
+		ioCfg:  shimio.Config{ID: cfg.ID, Namespace: cfg.Namespace, UID: cfg.Options.IoUID, GID: cfg.Options.IoGID},
 	}
 	defer func() {
 		if retErr != nil {
@@ -71,18 +77,25 @@ func CreateInit(ctx context.Context, cfg InitConfig) (_ *Init, retErr error) {
 	if err := i.mountRootfs(cfg.Rootfs); err != nil {
 		return nil, err
 	}
-	pio, err := shimio.Open(cfg.Stdio)
+	pio, sock, err := openIO("container "+cfg.ID, cfg.Stdio, i.ioCfg) // IO/terminal: process/io.go
 	if err != nil {
-		return nil, fmt.Errorf("container %s: stdio: %w", cfg.ID, err)
+		return nil, err
 	}
+	defer closeSocket(sock)
 	i.io = pio
 	pidFile := filepath.Join(cfg.Bundle, InitPidFile)
+	if cfg.Checkpoint != "" {
+		i.prepareRestore(cfg, pidFile) // deferred to Start
+		i.sharedPID = !hasPIDNamespace(cfg.Bundle)
+		return i, nil
+	}
 	m := markLog(i.rt.Log)
 	err = i.rt.Create(ctx, cfg.ID, cfg.Bundle, &runc.CreateOpts{
-		PidFile:      pidFile,
-		IO:           pio,
-		NoPivot:      cfg.Options.NoPivotRoot,
-		NoNewKeyring: cfg.Options.NoNewKeyring,
+		PidFile:       pidFile,
+		IO:            runtimeIO(pio),
+		ConsoleSocket: consoleSocket(sock),
+		NoPivot:       cfg.Options.NoPivotRoot,
+		NoNewKeyring:  cfg.Options.NoNewKeyring,
 	})
 	if err != nil {
 		return nil, m.wrap(err, fmt.Sprintf("container %s: OCI runtime create failed", cfg.ID))
@@ -92,6 +105,9 @@ func CreateInit(ctx context.Context, cfg InitConfig) (_ *Init, retErr error) {
 		return nil, fmt.Errorf("container %s: read pid file: %w", cfg.ID, err)
 	}
 	i.setPid(pid)
+	if err := attachConsole("container "+cfg.ID, pio, sock); err != nil {
+		return nil, err
+	}
 	if i.cg, err = loadCgroup(pid); err != nil {
 		log.G(ctx).WithError(err).WithField("container_id", cfg.ID).Warn("load cgroup: no stats for this container")
 	}
@@ -150,6 +166,9 @@ func (i *Init) Start(ctx context.Context) error {
 	defer i.opMu.Unlock()
 	if st := i.State(); st != Created {
 		return fmt.Errorf("container %s is %s, not created: %w", i.id, st, errdefs.ErrFailedPrecondition)
+	}
+	if i.restore != nil {
+		return i.startRestore(ctx)
 	}
 	m := markLog(i.rt.Log)
 	if err := i.rt.Start(ctx, i.id); err != nil {

@@ -6,8 +6,6 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
-	"os"
-	"path/filepath"
 
 	"github.com/containerd/errdefs"
 	runc "github.com/containerd/go-runc"
@@ -92,20 +90,8 @@ func (i *Init) KillAll(ctx context.Context) error {
 }
 
 // hasPIDNamespace reads the bundle's config.json: true if the container gets a new PID
-// namespace. An unreadable spec counts as having one (runc would have refused it anyway).
+// namespace (or the spec cannot be read: then nothing outlives the init that we could know of).
 func hasPIDNamespace(bundle string) bool {
-	b, err := os.ReadFile(filepath.Join(bundle, "config.json"))
-	if err != nil {
-		return true
-	}
-	var spec specs.Spec
-	if json.Unmarshal(b, &spec) != nil || spec.Linux == nil {
-		return true
-	}
-	for _, ns := range spec.Linux.Namespaces {
-		if ns.Type == specs.PIDNamespace {
-			return ns.Path == ""
-		}
-	}
-	return false
+	spec, err := ReadSpec(bundle)
+	return err != nil || hasOwnPIDNamespace(spec)
 }

@@ -45,6 +45,7 @@ type service struct {
 	events   *eventQueue
 	router   *exitRouter
 	exits    *exitQueue
+	oom      *oomEvents // OOM hook: task/oom.go
 
 	mu         sync.Mutex
 	containers map[string]*container // nil value: id reserved by a Create in flight. Guarded by mu.
@@ -61,12 +62,14 @@ func newService(ctx context.Context, pub shim.Publisher, sd shutdown.Service) *s
 		exits:      newExitQueue(),
 		containers: map[string]*container{},
 	}
+	s.oom = newOOMEvents(ctx, s.events) // OOM hook: one watcher for all containers
 	ec := reaper.Default.Subscribe()
 	go s.pump(ec)
 	go s.dispatch()
 	go s.events.forward(ctx, pub)
 	sd.RegisterCallback(func(context.Context) error {
 		reaper.Default.Unsubscribe(ec)
+		s.oom.close() // OOM hook
 		s.events.closeAndFlush()
 		return pub.Close()
 	})
@@ -116,6 +119,10 @@ func (s *service) handleExit(rp routed, e runc.Exit) {
 func (s *service) publishExit(rp routed, e runc.Exit) {
 	if st := rp.p.State(); st == process.Stopped || st == process.Deleted {
 		return
+	}
+	if rp.init {
+		// OOM hook: an OOM kill not reported yet is published before the init's exit.
+		s.oom.beforeInitExit(rp.c.id)
 	}
 	s.events.send(&eventstypes.TaskExit{
 		ContainerID: rp.c.id,
@@ -189,11 +196,11 @@ func (s *service) Create(ctx context.Context, r *taskAPI.CreateTaskRequest) (*ta
 	if err := validID("container", r.ID); err != nil {
 		return nil, err
 	}
-	if fi, err := os.Stat(r.Bundle); err != nil || !fi.IsDir() {
-		return nil, fmt.Errorf("container %s: bundle %q is not a directory: %w", r.ID, r.Bundle, errdefs.ErrInvalidArgument)
+	if _, err := process.ReadSpec(r.Bundle); err != nil {
+		return nil, fmt.Errorf("container %s: %w", r.ID, err)
 	}
-	if r.Checkpoint != "" || r.ParentCheckpoint != "" {
-		return nil, fmt.Errorf("container %s: restore from checkpoint is not supported yet: %w", r.ID, errdefs.ErrInvalidArgument)
+	if r.Checkpoint == "" && r.ParentCheckpoint != "" {
+		return nil, fmt.Errorf("container %s: parent checkpoint without a checkpoint: %w", r.ID, errdefs.ErrInvalidArgument)
 	}
 	opts, err := process.DecodeOptions(r.GetOptions().GetTypeUrl(), r.GetOptions().GetValue())
 	if err != nil {
@@ -216,12 +223,17 @@ func (s *service) Create(ctx context.Context, r *taskAPI.CreateTaskRequest) (*ta
 		Rootfs:    mount.FromProto(r.Rootfs),
 		Stdio:     shimio.Stdio{Stdin: r.Stdin, Stdout: r.Stdout, Stderr: r.Stderr, Terminal: r.Terminal},
 		Options:   opts,
+		// A checkpoint defers the OCI runtime's restore to Start.
+		Checkpoint:       r.Checkpoint,
+		ParentCheckpoint: r.ParentCheckpoint,
 	})
 	if err != nil {
 		w.Close(nil)
 		release(nil)
 		return nil, err
 	}
+	// OOM hook: watch right after create, before start, so an OOM in the first instant is seen.
+	s.oom.watch(ctx, r.ID, init.Pid())
 	c := &container{Container: process.NewContainer(init), id: r.ID, sharedPID: init.SharedPIDNamespace()}
 	release(c)
 	s.events.send(&eventstypes.TaskCreate{
@@ -290,6 +302,7 @@ func (s *service) Delete(ctx context.Context, r *taskAPI.DeleteRequest) (*taskAP
 		s.mu.Lock()
 		delete(s.containers, r.ID)
 		s.mu.Unlock()
+		s.oom.release(r.ID) // OOM hook
 		s.events.send(&eventstypes.TaskDelete{
 			ContainerID: r.ID,
 			Pid:         uint32(p.Pid()),
@@ -312,6 +325,9 @@ func (s *service) Exec(ctx context.Context, r *taskAPI.ExecProcessRequest) (*emp
 	var spec specs.Process
 	if r.Spec == nil || json.Unmarshal(r.Spec.GetValue(), &spec) != nil {
 		return nil, fmt.Errorf("exec %s in container %s: invalid process spec: %w", r.ExecID, r.ID, errdefs.ErrInvalidArgument)
+	}
+	if err := process.ValidateProcess(&spec); err != nil {
+		return nil, fmt.Errorf("exec %s in container %s: %w", r.ExecID, r.ID, err)
 	}
 	stdio := shimio.Stdio{Stdin: r.Stdin, Stdout: r.Stdout, Stderr: r.Stderr, Terminal: r.Terminal}
 	if _, err := c.AddExec(r.ExecID, &spec, stdio); err != nil {
@@ -349,6 +365,9 @@ func (s *service) Kill(ctx context.Context, r *taskAPI.KillRequest) (*emptypb.Em
 	_, p, err := s.getProcess(r.ID, r.ExecID)
 	if err != nil {
 		return nil, err
+	}
+	if r.Signal > maxSignal {
+		return nil, fmt.Errorf("kill %s: invalid signal %d: %w", processName(r.ID, r.ExecID), r.Signal, errdefs.ErrInvalidArgument)
 	}
 	if err := p.Kill(ctx, r.Signal, r.All); err != nil {
 		return nil, err
@@ -419,6 +438,17 @@ func apiStatus(st process.State) taskStatus {
 		return statusStopped
 	}
 	return statusUnknown
+}
+
+// maxSignal is the highest signal number Linux has (SIGRTMAX); 0 only checks the process exists.
+const maxSignal = 64
+
+// processName names a process in errors: the container for its init, else the exec in it.
+func processName(id, execID string) string {
+	if execID == "" {
+		return "container " + id
+	}
+	return "exec " + execID + " in container " + id
 }
 
 // logger returns a logger with the ids of a request.

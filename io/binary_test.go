@@ -1,0 +1,201 @@
+//go:build linux
+
+package io
+
+import (
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/containerd/errdefs"
+)
+
+// loggerScript is a logging binary for tests. Args (sorted query keys): dir <dir> mode <mode>.
+// Modes: ready (a byte on fd 5), eof (close fd 5), crash (exit before anything), hang (never
+// ready), ignore-term (ready, then ignores SIGTERM).
+const loggerScript = `#!/bin/sh
+out="$2"; mode="$4"
+if [ "$mode" = ignore-term ]; then trap '' TERM; fi
+echo "$CONTAINER_ID $CONTAINER_NAMESPACE $# $PATH" > "$out/env"
+case $mode in
+ready|ignore-term) printf x >&5 ;;
+crash) exit 3 ;;
+hang) exec /bin/sleep 60 ;;
+esac
+exec 5>&-
+/bin/cat <&3 > "$out/stdout" &
+/bin/cat <&4 > "$out/stderr"
+wait
+echo done > "$out/exit"
+if [ "$mode" = ignore-term ]; then exec /bin/sleep 60; fi
+`
+
+func writeLogger(t *testing.T) string {
+	t.Helper()
+	p := filepath.Join(t.TempDir(), "logger")
+	if err := os.WriteFile(p, []byte(loggerScript), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	return p
+}
+
+func loggerURI(scheme, bin, dir, mode string) string {
+	return scheme + "://" + bin + "?dir=" + dir + "&mode=" + mode
+}
+
+func waitDone(t *testing.T, l *logger) {
+	t.Helper()
+	select {
+	case <-l.done:
+	case <-time.After(10 * time.Second):
+		t.Fatal("logger did not exit")
+	}
+}
+
+func readFile(t *testing.T, p string) string {
+	t.Helper()
+	b, err := os.ReadFile(p)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return string(b)
+}
+
+func TestBinaryLoggerGetsStreamsAndEnv(t *testing.T) {
+	bin := writeLogger(t)
+	for _, tc := range []struct{ scheme, mode string }{
+		{"binary", "ready"}, {"binary", "eof"}, {"binary-v2", "ready"},
+	} {
+		t.Run(tc.scheme+"-"+tc.mode, func(t *testing.T) {
+			base := fdCount(t)
+			dir := t.TempDir()
+			uri := loggerURI(tc.scheme, bin, dir, tc.mode)
+			p, err := Open(Stdio{Stdout: uri, Stderr: uri}, Config{ID: "c1", Namespace: "ns1"})
+			if err != nil {
+				t.Fatal(err)
+			}
+			if _, err := p.child[1].WriteString("to stdout\n"); err != nil {
+				t.Fatal(err)
+			}
+			if _, err := p.child[2].WriteString("to stderr\n"); err != nil {
+				t.Fatal(err)
+			}
+			if err := p.CloseAfterStart(); err != nil { // the container's ends: now only it held them
+				t.Fatal(err)
+			}
+			waitDone(t, p.logger)
+			if err := p.Close(); err != nil {
+				t.Fatal(err)
+			}
+			if got := readFile(t, filepath.Join(dir, "env")); !strings.HasPrefix(got, "c1 ns1 4 ") {
+				t.Errorf("logger env/args: %q, want CONTAINER_ID, CONTAINER_NAMESPACE and 4 args", got)
+			}
+			if got := readFile(t, filepath.Join(dir, "stdout")); got != "to stdout\n" {
+				t.Errorf("stdout: %q", got)
+			}
+			if got := readFile(t, filepath.Join(dir, "stderr")); got != "to stderr\n" {
+				t.Errorf("stderr: %q", got)
+			}
+			if got := fdCount(t); got != base {
+				t.Errorf("descriptors: %d before, %d after", base, got)
+			}
+		})
+	}
+}
+
+func TestBinaryLoggerReadiness(t *testing.T) {
+	bin := writeLogger(t)
+	old := LoggerReadyTimeout
+	LoggerReadyTimeout = 300 * time.Millisecond
+	t.Cleanup(func() { LoggerReadyTimeout = old })
+	for _, tc := range []struct {
+		scheme, mode string
+		ok           bool
+	}{
+		{"binary", "crash", true}, // EOF counts as ready for binary://, as with the reference
+		{"binary-v2", "eof", false},
+		{"binary-v2", "crash", false},
+		{"binary", "hang", false},
+		{"binary-v2", "hang", false},
+	} {
+		t.Run(tc.scheme+"-"+tc.mode, func(t *testing.T) {
+			base := fdCount(t)
+			uri := loggerURI(tc.scheme, bin, t.TempDir(), tc.mode)
+			p, err := Open(Stdio{Stdout: uri, Stderr: uri}, Config{ID: "c", Namespace: "n"})
+			if tc.ok {
+				if err != nil {
+					t.Fatal(err)
+				}
+				p.Close()
+			} else if !errdefs.IsUnavailable(err) || !strings.Contains(err.Error(), bin) {
+				t.Fatalf("want Unavailable naming the logger, got %v", err)
+			}
+			if got := fdCount(t); got != base {
+				t.Errorf("descriptors: %d before, %d after", base, got)
+			}
+		})
+	}
+	if _, err := Open(Stdio{Stdout: "binary:///nonexistent/logger"}, Config{}); !errdefs.IsInvalidArgument(err) {
+		t.Errorf("missing logger binary: want InvalidArgument, got %v", err)
+	}
+}
+
+func TestBinaryLoggerKilledAfterIgnoringSIGTERM(t *testing.T) {
+	bin := writeLogger(t)
+	old := LoggerStopTimeout
+	LoggerStopTimeout = 300 * time.Millisecond
+	t.Cleanup(func() { LoggerStopTimeout = old })
+	uri := loggerURI("binary", bin, t.TempDir(), "ignore-term")
+	p, err := Open(Stdio{Stdout: uri}, Config{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	l := p.logger
+	if err := p.Close(); err == nil || !strings.Contains(err.Error(), "ignored SIGTERM") {
+		t.Errorf("Close: want the SIGKILL reported, got %v", err)
+	}
+	waitDone(t, l)
+}
+
+func TestFileURIAppendsBothStreamsToOneFile(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "sub", "c.log")
+	if err := os.MkdirAll(filepath.Dir(path), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(path, []byte("before\n"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	base := fdCount(t)
+	uri := "file://" + path
+	p, err := Open(Stdio{Stdout: uri, Stderr: uri}, Config{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if p.child[1] == nil || p.child[1] != p.child[2] {
+		t.Fatal("file://: want one descriptor for stdout and stderr")
+	}
+	p.child[1].WriteString("out\n")
+	p.child[2].WriteString("err\n")
+	p.Close()
+	if got := readFile(t, path); got != "before\nout\nerr\n" {
+		t.Errorf("log file: %q", got)
+	}
+	if got := fdCount(t); got != base {
+		t.Errorf("descriptors: %d before, %d after", base, got)
+	}
+	// A missing directory is created.
+	path2 := filepath.Join(t.TempDir(), "new", "dir", "c.log")
+	p, err = Open(Stdio{Stdout: "file://" + path2}, Config{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	p.Close()
+	if _, err := os.Stat(path2); err != nil {
+		t.Error(err)
+	}
+	if _, err := Open(Stdio{Stdout: "file://rel/c.log"}, Config{}); !errdefs.IsInvalidArgument(err) {
+		t.Errorf("relative file:// path: want InvalidArgument, got %v", err)
+	}
+}
