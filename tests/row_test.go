@@ -177,6 +177,12 @@ func (r *row) events() []string {
 	sortExecExitRuns(out)
 	for role, topics := range seen {
 		if !ordered(topics, "/tasks/create", "/tasks/start", "/tasks/exit", "/tasks/delete") {
+			if r.runtime == harness.RuntimeRunc {
+				// Seen with `ctr run --rm` now and then: the reference shim's /tasks/delete
+				// overtakes its /tasks/exit. Ours is held to the order.
+				r.t.Logf("reference: task events of %s out of order: %v", role, topics)
+				continue
+			}
 			r.t.Errorf("task events of %s out of order: %v", role, topics)
 		}
 	}
