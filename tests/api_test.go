@@ -68,7 +68,7 @@ func (a *apiRow) note(format string, args ...any) {
 }
 
 func (a *apiRow) observation() *observation {
-	return &observation{Events: a.events(), Notes: a.notes}
+	return &observation{Events: a.events(), Notes: a.notes, droppedEvents: a.droppedEvents}
 }
 
 // class names the errdefs class of err, as containerd's client decodes it from the daemon.

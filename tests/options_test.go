@@ -512,7 +512,8 @@ exit 1
 			deadline := time.Now().Add(5 * time.Second)
 			for {
 				nowFds, nowKids := fdTargets(t, shim.Pid), children(shim.Pid)
-				if slices.Equal(nowFds, fds) && slices.Equal(nowKids, kids) {
+				// Nothing new: connections the daemon closes meanwhile may only lower the count.
+				if subMultiset(nowFds, fds) && slices.Equal(nowKids, kids) {
 					break
 				}
 				if time.Now().After(deadline) {
@@ -569,4 +570,18 @@ func children(pid int) []int {
 		}
 	}
 	return out
+}
+
+// subMultiset reports whether every element of sub occurs in set at least as often.
+func subMultiset(sub, set []string) bool {
+	count := map[string]int{}
+	for _, s := range set {
+		count[s]++
+	}
+	for _, s := range sub {
+		if count[s]--; count[s] < 0 {
+			return false
+		}
+	}
+	return true
 }

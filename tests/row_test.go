@@ -30,6 +30,8 @@ type observation struct {
 	ExitCode int      // of the ctr command that waited for the process
 	Events   []string // task events, normalised by role (see row.events)
 	Notes    []string // scenario-specific findings (error classes, states), in order
+	// droppedEvents: the reference lost an event (see row.waitExit); Events are then not compared.
+	droppedEvents bool
 }
 
 // scenario is a named row function: run once per daemon and runtime.
@@ -72,7 +74,9 @@ type row struct {
 	runtime string
 	short   string // "runc" or "custom": suffix of container ids, so rows never share one
 	from    int    // events position when the row began
-	roles   map[string]string
+	// droppedEvents: the reference lost an event in this row (logged); its events are not compared.
+	droppedEvents bool
+	roles         map[string]string
 }
 
 // newRow starts a row. Its leak check is registered first so that it runs last, after the
@@ -138,6 +142,14 @@ func (r *row) waitExit(id, execID string, want uint32) {
 	ev, ok := r.Events.Wait(r.from, eventTimeout, func(e harness.Event) bool {
 		return harness.TaskEvent(r.Namespace, id, "/tasks/exit")(e) && e.ID == execID
 	})
+	if !ok && r.runtime == harness.RuntimeRunc {
+		// Seen now and then with `ctr run`: the reference shim exits after Delete before its
+		// publisher has sent the /tasks/exit queued before it (BEHAVIOURS.md B.15). Ours must
+		// not drop it; the reference row records the drop and compare() skips its events.
+		r.t.Logf("reference dropped the /tasks/exit of %s/%s; task events: %v", id, execID, r.events())
+		r.droppedEvents = true
+		return
+	}
 	if !ok {
 		r.t.Fatalf("no /tasks/exit for %s/%s within %s; task events: %v", id, execID, eventTimeout, r.events())
 	}
@@ -229,7 +241,7 @@ func ordered(topics []string, want ...string) bool {
 }
 
 func (r *row) observe(res harness.Result) *observation {
-	return &observation{Stdout: res.Stdout, ExitCode: res.ExitCode, Events: r.events()}
+	return &observation{Stdout: res.Stdout, ExitCode: res.ExitCode, Events: r.events(), droppedEvents: r.droppedEvents}
 }
 
 // expect fails the row unless ctr exited with code and printed stdout (when stdout != "-").
@@ -293,6 +305,12 @@ func compare(t *testing.T, obs map[string]*observation) {
 	if ref == nil || ours == nil {
 		// Not a skip: a differential that could not run is a failed check.
 		t.Fatalf("nothing to compare: a row failed (reference observed: %v, ours observed: %v)", ref != nil, ours != nil)
+	}
+	if ref.droppedEvents {
+		t.Logf("the reference dropped an event in this row: comparing all but the events\nreference: %+v\nours:      %+v", *ref, *ours)
+		r, o := *ref, *ours
+		r.Events, o.Events, r.droppedEvents = nil, nil, false
+		ref, ours = &r, &o
 	}
 	if !reflect.DeepEqual(ref, ours) {
 		for key, why := range referenceBugs {
