@@ -233,7 +233,10 @@ func (s *service) Create(ctx context.Context, r *taskAPI.CreateTaskRequest) (*ta
 		return nil, err
 	}
 	// OOM hook: watch right after create, before start, so an OOM in the first instant is seen.
-	s.oom.watch(ctx, r.ID, init.Pid())
+	// A container restored from a checkpoint has no process before Start: watched there.
+	if init.Pid() != 0 {
+		s.oom.watch(ctx, r.ID, init.Pid())
+	}
 	c := &container{Container: process.NewContainer(init), id: r.ID, sharedPID: init.SharedPIDNamespace()}
 	release(c)
 	s.events.send(&eventstypes.TaskCreate{
@@ -259,6 +262,7 @@ func (s *service) Start(ctx context.Context, r *taskAPI.StartRequest) (*taskAPI.
 		return nil, err
 	}
 	rp := routed{c: c, p: p, init: r.ExecID == ""}
+	restored := rp.init && p.Pid() == 0 // created from a checkpoint: Start restores it
 	var hold *routed
 	if r.ExecID == "" {
 		hold = &rp
@@ -276,6 +280,9 @@ func (s *service) Start(ctx context.Context, r *taskAPI.StartRequest) (*taskAPI.
 		return nil, err
 	}
 	if r.ExecID == "" {
+		if restored {
+			s.oom.watch(ctx, r.ID, p.Pid()) // OOM hook: its process exists only now
+		}
 		s.events.send(&eventstypes.TaskStart{ContainerID: r.ID, Pid: uint32(p.Pid())})
 	} else {
 		s.events.send(&eventstypes.TaskExecStarted{ContainerID: r.ID, ExecID: r.ExecID, Pid: uint32(p.Pid())})
