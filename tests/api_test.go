@@ -137,6 +137,9 @@ func (a *apiRow) killInit(task containerd.Task) uint32 {
 	if st.Error() != nil {
 		a.t.Fatalf("wait %s: %v", task.ID(), st.Error())
 	}
+	// Wait for the event too before going on: a Delete right after Wait lets the reference shim
+	// exit before it has published the exit (see row.waitExit).
+	a.waitExit(task.ID(), task.ID(), st.ExitCode())
 	return st.ExitCode()
 }
 
