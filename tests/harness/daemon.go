@@ -27,6 +27,9 @@ type DaemonSpec struct {
 	// DisabledPlugins keeps these daemons to the runtime v2 path: the CRI plugins (and NRI, whose
 	// socket is global) are not needed by ctr-driven tests.
 	DisabledPlugins []string
+	// ExtraConfig, if set, returns TOML appended to the config; dir is the daemon's private dir
+	// (the CRI variant of cri.go uses it for the CRI plugin's tables).
+	ExtraConfig func(dir string) string
 }
 
 // Daemons returns the containerd releases the shim claims to support and the tests cover.
@@ -153,6 +156,10 @@ func (d *Daemon) config() string {
 	for i, p := range d.Spec.DisabledPlugins {
 		quoted[i] = fmt.Sprintf("%q", p)
 	}
+	extra := ""
+	if d.Spec.ExtraConfig != nil {
+		extra = "\n" + d.Spec.ExtraConfig(d.Dir)
+	}
 	return fmt.Sprintf(`version = %d
 root = %q
 state = %q
@@ -165,7 +172,7 @@ disabled_plugins = [%s]
 [plugins."io.containerd.internal.v1.opt"]
   path = %q
 `, d.Spec.ConfigVersion, filepath.Join(d.Dir, "root"), filepath.Join(d.Dir, "state"),
-		strings.Join(quoted, ", "), d.Address, filepath.Join(d.Dir, "opt"))
+		strings.Join(quoted, ", "), d.Address, filepath.Join(d.Dir, "opt")) + extra
 }
 
 // Env is the environment of the daemon (and so of every shim and runc it starts).

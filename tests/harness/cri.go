@@ -1,0 +1,362 @@
+//go:build linux
+
+package harness
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"syscall"
+	"testing"
+	"time"
+
+	"google.golang.org/grpc"
+	"google.golang.org/grpc/credentials/insecure"
+	runtimeapi "k8s.io/cri-api/pkg/apis/runtime/v1"
+)
+
+// CRI runtime handlers registered in every CRI daemon's config (the names a RuntimeClass's
+// `handler` would use). Each custom handler has a twin on the reference runtime with the same
+// options, so every CRI scenario can run on both.
+const (
+	HandlerCustom        = "custom"         // io.containerd.custom.v1, no options
+	HandlerRunc          = "runc"           // io.containerd.runc.v2, no options
+	HandlerCustomWrapped = "custom-wrapped" // BinaryName = the recording runc wrapper (CRI.WrapperLog)
+	HandlerRuncWrapped   = "runc-wrapped"
+	HandlerCustomSystemd = "custom-systemd" // SystemdCgroup = true
+	HandlerRuncSystemd   = "runc-systemd"
+)
+
+// CRINamespace is the containerd namespace the CRI plugin keeps everything in.
+const CRINamespace = "k8s.io"
+
+// CRITimeout bounds each CRI call made by the helpers.
+const CRITimeout = 60 * time.Second
+
+// criHandlers lists handler name → runtime type and options TOML (the body of the handler's
+// `options` table).
+var criHandlers = []struct{ name, runtime, options string }{
+	{HandlerCustom, RuntimeCustom, ""},
+	{HandlerRunc, RuntimeRunc, ""},
+	{HandlerCustomWrapped, RuntimeCustom, "BinaryName = %q\n"},
+	{HandlerRuncWrapped, RuntimeRunc, "BinaryName = %q\n"},
+	{HandlerCustomSystemd, RuntimeCustom, "SystemdCgroup = true\n"},
+	{HandlerRuncSystemd, RuntimeRunc, "SystemdCgroup = true\n"},
+}
+
+// CRIDaemons returns the daemons of Daemons with their CRI plugin enabled: the handlers above,
+// restrict_oom_score_adj (containerd here lacks CAP_SYS_RESOURCE), the pause image of the test
+// images as sandbox image, the streaming server on 127.0.0.1 (a kernel-chosen port) and an
+// empty private CNI config dir, so pods run with host networking.
+func CRIDaemons(p Paths) []DaemonSpec {
+	specs := Daemons(p)
+	for i := range specs {
+		s := &specs[i]
+		s.Name += "-cri"
+		switch s.ConfigVersion {
+		case 3:
+			// NRI's socket is global (/var/run/nri): keep it off.
+			s.DisabledPlugins = []string{"io.containerd.nri.v1.nri"}
+			s.ExtraConfig = criConfigV3
+		default:
+			s.DisabledPlugins = nil
+			s.ExtraConfig = criConfigV2
+		}
+	}
+	return specs
+}
+
+// WrapperPath is the recording runc wrapper of the *-wrapped handlers in daemon dir dir.
+func WrapperPath(dir string) string { return filepath.Join(dir, "wrapper", "runc-recording") }
+
+// handlersTOML renders the runtimes tables under prefix (the plugin's containerd table).
+//
+// containerd 1.6 (legacyOptions) decodes the options table of a runtime type other than runc
+// into runtimeoptions.v1.Options, whose only fields are TypeUrl and ConfigPath: any other key is
+// dropped without a word (config_body, the whole table as TOML, came with 1.7). So there the
+// custom handlers name a TOML file with ConfigPath, written by StartCRI (optionsFile).
+func handlersTOML(prefix, dir string, legacyOptions bool) string {
+	var b strings.Builder
+	for _, h := range criHandlers {
+		fmt.Fprintf(&b, "[%s.runtimes.%s]\n  runtime_type = %q\n", prefix, quoteKey(h.name), h.runtime)
+		if h.options == "" {
+			continue
+		}
+		opts := handlerOptions(h.options, dir)
+		if legacyOptions && h.runtime != RuntimeRunc {
+			opts = fmt.Sprintf("ConfigPath = %q\n", optionsFile(dir, h.name))
+		}
+		fmt.Fprintf(&b, "[%s.runtimes.%s.options]\n  %s", prefix, quoteKey(h.name), opts)
+	}
+	return b.String()
+}
+
+// handlerOptions is the options TOML of a handler in daemon dir dir.
+func handlerOptions(options, dir string) string {
+	if strings.Contains(options, "%q") {
+		return fmt.Sprintf(options, WrapperPath(dir))
+	}
+	return options
+}
+
+// optionsFile is the runtime options file (ConfigPath) of handler in daemon dir dir.
+func optionsFile(dir, handler string) string {
+	return filepath.Join(dir, "runtime-options", handler+".toml")
+}
+
+// writeOptionsFiles writes the files optionsFile names, for every handler with options.
+func writeOptionsFiles(dir string) error {
+	for _, h := range criHandlers {
+		if h.options == "" {
+			continue
+		}
+		path := optionsFile(dir, h.name)
+		if err := os.MkdirAll(filepath.Dir(path), 0o755); err != nil {
+			return err
+		}
+		if err := os.WriteFile(path, []byte(handlerOptions(h.options, dir)), 0o644); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+func quoteKey(k string) string {
+	if strings.ContainsAny(k, "-.") {
+		return fmt.Sprintf("%q", k)
+	}
+	return k
+}
+
+// criConfigV3 is the CRI part of a containerd 2.x config (version 3): the CRI server (streaming)
+// in io.containerd.grpc.v1.cri, images in io.containerd.cri.v1.images, runtimes in
+// io.containerd.cri.v1.runtime (containerd v2.4.2 internal/cri/config).
+func criConfigV3(dir string) string {
+	rt := `plugins."io.containerd.cri.v1.runtime"`
+	return fmt.Sprintf(`[plugins."io.containerd.grpc.v1.cri"]
+  disable_tcp_service = true
+  stream_server_address = "127.0.0.1"
+  stream_server_port = "0"
+
+[plugins."io.containerd.cri.v1.images".pinned_images]
+  sandbox = %q
+
+[%s]
+  restrict_oom_score_adj = true
+
+[%s.cni]
+  conf_dir = %q
+  bin_dirs = [%q]
+
+[%s.containerd]
+  default_runtime_name = "runc"
+
+%s`, ImagePause.Ref, rt, rt, filepath.Join(dir, "cni", "net.d"), filepath.Join(dir, "cni", "bin"),
+		rt, handlersTOML(rt+".containerd", dir, false))
+}
+
+// criConfigV2 is the CRI part of a containerd 1.x config (version 2): one plugin,
+// io.containerd.grpc.v1.cri.
+func criConfigV2(dir string) string {
+	cri := `plugins."io.containerd.grpc.v1.cri"`
+	return fmt.Sprintf(`[%s]
+  disable_tcp_service = true
+  stream_server_address = "127.0.0.1"
+  stream_server_port = "0"
+  restrict_oom_score_adj = true
+  sandbox_image = %q
+
+[%s.cni]
+  conf_dir = %q
+  bin_dir = %q
+
+[%s.containerd]
+  default_runtime_name = "runc"
+
+%s`, cri, ImagePause.Ref, cri, filepath.Join(dir, "cni", "net.d"), filepath.Join(dir, "cni", "bin"),
+		cri, handlersTOML(cri+".containerd", dir, true))
+}
+
+// CRI is a private containerd with its CRI plugin enabled, and CRI gRPC clients connected to it.
+type CRI struct {
+	*Daemon
+	Runtime runtimeapi.RuntimeServiceClient
+	Images  runtimeapi.ImageServiceClient
+	// CgroupParent is the cgroup parent of every pod the helpers create ("/cst-<id>"), so the
+	// pods' cgroups can be found and checked.
+	CgroupParent string
+	// LogRoot holds the pods' log directories.
+	LogRoot string
+	// WrapperLog collects one line per invocation of the recording runc wrapper: its arguments.
+	WrapperLog string
+}
+
+// StartCRI starts a CRI-enabled daemon of spec (one of CRIDaemons), imports the test images
+// into the k8s.io namespace and waits until the CRI image service lists them. Its cleanup
+// (registered after the daemon's teardown, so it runs first) stops and removes every pod left,
+// then removes the runtime and cgroup dirs the pods used.
+func StartCRI(t *testing.T, spec DaemonSpec, p Paths) *CRI {
+	t.Helper()
+	if spec.ExtraConfig == nil {
+		t.Fatalf("%s: not a CRI daemon spec (use CRIDaemons)", spec.Name)
+	}
+	d := Start(t, spec, p)
+	c := &CRI{
+		Daemon:       d,
+		CgroupParent: "/" + d.Namespace,
+		LogRoot:      filepath.Join(d.Dir, "pod-logs"),
+		WrapperLog:   filepath.Join(d.Dir, "wrapper", "calls.log"),
+	}
+	if err := writeWrapper(d.Dir, p.Runc(), c.WrapperLog); err != nil {
+		t.Fatal(err)
+	}
+	if err := writeOptionsFiles(d.Dir); err != nil {
+		t.Fatal(err)
+	}
+	conn, err := grpc.NewClient("unix://"+d.Address, grpc.WithTransportCredentials(insecure.NewCredentials()))
+	if err != nil {
+		t.Fatalf("connect CRI client to %s: %v", d.Address, err)
+	}
+	c.Runtime = runtimeapi.NewRuntimeServiceClient(conn)
+	c.Images = runtimeapi.NewImageServiceClient(conn)
+	runcRootExisted := exists(filepath.Join("/run/containerd/runc", CRINamespace))
+	t.Cleanup(func() {
+		c.RemoveAllPods(t)
+		c.forceRemoveContainers(t)
+		_ = conn.Close()
+		// The daemon's teardown checks for shims, mounts and sockets; the dirs runc and the
+		// cgroup drivers leave are ours to remove (rmdir: a dir still in use is reported).
+		dirs, _ := filepath.Glob(filepath.Join("/sys/fs/cgroup", "*", c.CgroupParent))
+		if !runcRootExisted {
+			dirs = append(dirs, filepath.Join("/run/containerd/runc", CRINamespace))
+		}
+		for _, dir := range dirs {
+			if err := syscall.Rmdir(dir); err != nil && !errors.Is(err, syscall.ENOENT) {
+				t.Errorf("rmdir %s: %v (a pod's state or cgroup is left)", dir, err)
+			}
+		}
+	})
+
+	for _, img := range []Image{ImageBusybox, ImagePause} {
+		c.CtrNS(t, CRINamespace, "images", "import", "--all-platforms", filepath.Join(p.Images, img.File))
+	}
+	deadline := time.Now().Add(30 * time.Second)
+	for _, img := range []Image{ImageBusybox, ImagePause} {
+		for {
+			ctx, cancel := context.WithTimeout(context.Background(), CRITimeout)
+			st, err := c.Images.ImageStatus(ctx, &runtimeapi.ImageStatusRequest{Image: &runtimeapi.ImageSpec{Image: img.Ref}})
+			cancel()
+			if err == nil && st.GetImage() != nil {
+				break
+			}
+			if time.Now().After(deadline) {
+				t.Fatalf("CRI image service does not list %s 30s after its import: %v", img.Ref, err)
+			}
+			time.Sleep(100 * time.Millisecond)
+		}
+	}
+	return c
+}
+
+// writeWrapper writes the recording runc wrapper: it appends its arguments to log, then execs runc.
+func writeWrapper(dir, runc, log string) error {
+	path := WrapperPath(dir)
+	if err := os.MkdirAll(filepath.Dir(path), 0o755); err != nil {
+		return err
+	}
+	script := fmt.Sprintf("#!/bin/sh\necho \"$*\" >> %q\nexec %q \"$@\"\n", log, runc)
+	return os.WriteFile(path, []byte(script), 0o755)
+}
+
+// CtrNS runs ctr against namespace ns with CtrTimeout and fails t unless it exits 0.
+func (c *CRI) CtrNS(t testing.TB, ns string, args ...string) Result {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), CtrTimeout)
+	defer cancel()
+	r := c.ctrNS(ctx, ns, args...)
+	if r.ExitCode != 0 || r.Err != nil {
+		t.Fatalf("%s", r)
+	}
+	return r
+}
+
+func (c *CRI) ctrNS(ctx context.Context, ns string, args ...string) Result {
+	full := append([]string{"--address", c.Address, "--namespace", ns}, args...)
+	cmd := exec.CommandContext(ctx, c.Spec.Ctr, full...)
+	cmd.Env = c.Env()
+	var stdout, stderr strings.Builder
+	cmd.Stdout, cmd.Stderr = &stdout, &stderr
+	cmd.WaitDelay = 5 * time.Second
+	err := cmd.Run()
+	r := Result{Args: args, Stdout: stdout.String(), Stderr: stderr.String(), ExitCode: -1}
+	var exitErr *exec.ExitError
+	switch {
+	case err == nil:
+		r.ExitCode = 0
+	case ctx.Err() != nil:
+		r.Err = fmt.Errorf("timed out: %w", ctx.Err())
+	case errors.As(err, &exitErr) && exitErr.Exited():
+		r.ExitCode = exitErr.ExitCode()
+	default:
+		r.Err = err
+	}
+	return r
+}
+
+// RemoveAllPods stops and removes every pod sandbox (and so its containers) the CRI plugin knows.
+func (c *CRI) RemoveAllPods(t testing.TB) {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), 2*CRITimeout)
+	defer cancel()
+	pods, err := c.Runtime.ListPodSandbox(ctx, &runtimeapi.ListPodSandboxRequest{})
+	if err != nil {
+		t.Errorf("list pod sandboxes: %v", err)
+		return
+	}
+	for _, p := range pods.GetItems() {
+		if _, err := c.Runtime.StopPodSandbox(ctx, &runtimeapi.StopPodSandboxRequest{PodSandboxId: p.Id}); err != nil {
+			t.Errorf("stop pod sandbox %s: %v", p.Id, err)
+		}
+		if _, err := c.Runtime.RemovePodSandbox(ctx, &runtimeapi.RemovePodSandboxRequest{PodSandboxId: p.Id}); err != nil {
+			t.Errorf("remove pod sandbox %s: %v", p.Id, err)
+		}
+	}
+}
+
+// forceRemoveContainers removes, with ctr, any container left in the k8s.io namespace (after
+// RemoveAllPods there should be none: each one is reported).
+func (c *CRI) forceRemoveContainers(t testing.TB) {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), 2*CRITimeout)
+	defer cancel()
+	for _, id := range strings.Fields(c.ctrNS(ctx, CRINamespace, "containers", "ls", "-q").Stdout) {
+		t.Errorf("container %s left in namespace %s after all pods were removed", id, CRINamespace)
+		c.ctrNS(ctx, CRINamespace, "tasks", "kill", "-s", "SIGKILL", id)
+		c.ctrNS(ctx, CRINamespace, "tasks", "rm", "-f", id)
+		c.ctrNS(ctx, CRINamespace, "containers", "rm", id)
+	}
+}
+
+// CgroupsLeft lists the cgroup dirs left below the pods' cgroup parent, in any hierarchy.
+func (c *CRI) CgroupsLeft() []string {
+	var left []string
+	parents, _ := filepath.Glob(filepath.Join("/sys/fs/cgroup", "*", c.CgroupParent))
+	for _, parent := range parents {
+		entries, _ := os.ReadDir(parent)
+		for _, e := range entries {
+			if e.IsDir() {
+				left = append(left, filepath.Join(parent, e.Name()))
+			}
+		}
+	}
+	return left
+}
+
+func exists(path string) bool {
+	_, err := os.Lstat(path)
+	return err == nil
+}
