@@ -14,12 +14,37 @@ import (
 // os.Process handles are released afterwards. Since Go 1.23 such a handle holds a pidfd, which
 // Cmd.Wait would close after a successful wait; here the reaper has reaped the child, that wait
 // fails with ECHILD and the pidfd would stay open until a garbage collection.
+//
+// Starts are bounded: the thread that forks stays blocked in the kernel until the child has
+// exec'd, the Go runtime brings up another thread for every such blocked one, and never gives
+// threads back. 300 concurrent execs left the shim with over 100 threads for good; a few
+// concurrent forks are as fast, since they queue in the kernel anyway.
 type Monitor struct {
 	*reaper.Monitor
+	starts chan struct{}
 }
 
+// maxConcurrentStarts bounds the children being forked at once.
+const maxConcurrentStarts = 4
+
 // NewMonitor wraps reaper.Default.
-func NewMonitor() Monitor { return Monitor{reaper.Default} }
+func NewMonitor() Monitor {
+	return Monitor{Monitor: reaper.Default, starts: make(chan struct{}, maxConcurrentStarts)}
+}
+
+// Start starts c (at most maxConcurrentStarts forks at a time) and subscribes to its exit.
+func (m Monitor) Start(c *exec.Cmd) (chan runc.Exit, error) {
+	m.starts <- struct{}{}
+	defer func() { <-m.starts }()
+	return m.Monitor.Start(c)
+}
+
+// StartLocked is Start with the forking goroutine locked to its thread.
+func (m Monitor) StartLocked(c *exec.Cmd) (chan runc.Exit, error) {
+	m.starts <- struct{}{}
+	defer func() { <-m.starts }()
+	return m.Monitor.StartLocked(c)
+}
 
 // Wait waits for c's exit status from the reaper, then releases c's process handle.
 func (m Monitor) Wait(c *exec.Cmd, ec chan runc.Exit) (int, error) {

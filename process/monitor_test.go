@@ -16,21 +16,8 @@ import (
 // TestMonitorReleasesProcessHandles: children waited for through the reaper leave no pidfd
 // behind (with garbage collection off, so no finalizer closes them for us).
 func TestMonitorReleasesProcessHandles(t *testing.T) {
-	sigs := make(chan os.Signal, 32)
-	signal.Notify(sigs, syscall.SIGCHLD)
-	defer signal.Stop(sigs)
-	done := make(chan struct{})
-	defer close(done)
-	go func() { // what pkg/shim's signal loop does
-		for {
-			select {
-			case <-sigs:
-				_ = reaper.Reap()
-			case <-done:
-				return
-			}
-		}
-	}()
+	stop := reapLoop()
+	defer stop()
 	defer debug.SetGCPercent(debug.SetGCPercent(-1))
 
 	m := NewMonitor()
@@ -61,4 +48,25 @@ func fdCount(t *testing.T) int {
 		t.Fatal(err)
 	}
 	return len(ents)
+}
+
+// reapLoop does what pkg/shim's signal loop does: reap children on SIGCHLD. It returns a stop.
+func reapLoop() func() {
+	sigs := make(chan os.Signal, 32)
+	signal.Notify(sigs, syscall.SIGCHLD)
+	done := make(chan struct{})
+	go func() {
+		for {
+			select {
+			case <-sigs:
+				_ = reaper.Reap()
+			case <-done:
+				return
+			}
+		}
+	}()
+	return func() {
+		signal.Stop(sigs)
+		close(done)
+	}
 }
