@@ -37,7 +37,7 @@ PAUSE_BIN := $(OUTPUT)/pause
 
 # Unit-test packages: everything but the integration tests.
 UNIT_PACKAGES = $(shell $(GO) list ./... | grep -v '/tests$$')
-INTEGRATION_TIMEOUT ?= 20m
+INTEGRATION_TIMEOUT ?= 35m
 # Extra flags for the integration run, e.g. TESTFLAGS='-run TestScenarios/containerd-1.6'.
 TESTFLAGS ?=
 
@@ -78,9 +78,9 @@ root-test: ## unit tests that need root (packages gate them on env ROOT_TESTS=1)
 integration: build images ## integration tests (root): differential runs against the reference shim on containerd 2.4 and 1.6
 	@echo "$(WHALE) $@"
 	@test -x $(DEPS_BIN)/containerd -a -x $(DEPS_BIN)/runc || { echo "$(ONI) $(DEPS_BIN) is incomplete: run 'make deps'"; exit 1; }
-	$(GOTEST) -tags integration -v -count=1 -timeout $(INTEGRATION_TIMEOUT) ./tests/... $(TESTFLAGS)
+	$(GOTEST) -tags integration -v -count=1 -timeout $(INTEGRATION_TIMEOUT) -skip '^TestCompat$$' ./tests/... $(TESTFLAGS)
 
-test-all: test integration ## unit tests, then integration tests (the README's test command; what CI runs)
+test-all: root-test integration ## unit tests (with the root-only ones), then integration tests (the README's test command; what CI runs)
 
 demo: deps build images ## run a container through the shim under a private containerd 2.4, then clean up
 	@echo "$(WHALE) $@"
@@ -125,8 +125,32 @@ tidy-check: ## fail if go mod tidy changes go.mod or go.sum
 	$(GO) mod tidy
 	@git diff --exit-code -- go.mod go.sum || { echo "$(ONI) go.mod/go.sum not tidy"; exit 1; }
 
-bench: ## benchmarks
-	$(GOTEST) -run '^$$' -bench . -benchmem $(UNIT_PACKAGES)
+# Fuzz targets (issue 5): package:FuzzName; each runs FUZZTIME from its seed corpus in
+# <package>/testdata/fuzz/<FuzzName>.
+FUZZ_TARGETS ?= process:FuzzDecodeOptions task:FuzzValidID manager:FuzzParseStartInput io:FuzzParseOutput
+FUZZTIME ?= 30s
+SOAK_TIMEOUT ?= 120m
+
+.PHONY: fuzz soak
+fuzz: ## run every fuzz target for FUZZTIME (default 30s each)
+	@echo "$(WHALE) $@"
+	@for t in $(FUZZ_TARGETS); do \
+		pkg=$${t%%:*}; name=$${t#*:}; \
+		echo "fuzz $$name in ./$$pkg"; \
+		$(GOTEST) -run '^$$' -fuzz "^$$name\$$" -fuzztime $(FUZZTIME) ./$$pkg || exit 1; \
+	done
+
+soak: build images ## long load test (root): 1,000 lifecycles and 10,000 execs per runtime (CST_SOAK=1), see docs/reliability.md
+	@echo "$(WHALE) $@"
+	CST_SOAK=1 $(GOTEST) -tags integration -v -count=1 -timeout $(SOAK_TIMEOUT) -run '^TestLoad$$' ./tests/ $(TESTFLAGS)
+
+# `make bench` (issue 6): this shim against containerd-shim-runc-v2 under a private containerd 2.4,
+# interleaved, as a table (docs/benchmarks.md). BENCH_QUICK=1 for a smoke run; BENCH_* sizes there.
+BENCH_TIMEOUT ?= 60m
+bench: build images ## benchmark table: this shim vs the reference shim (root, `make deps`; BENCH_QUICK=1 for a smoke run)
+	@echo "$(WHALE) $@"
+	@test -x $(DEPS_BIN)/containerd -a -x $(DEPS_BIN)/runc || { echo "$(ONI) $(DEPS_BIN) is incomplete: run 'make deps'"; exit 1; }
+	CI=true $(GOTEST) -tags bench -v -count=1 -timeout $(BENCH_TIMEOUT) -run '^TestBench$$' ./bench/ $(TESTFLAGS)
 
 coverage: ## unit-test coverage into _output/coverage.out
 	@mkdir -p $(OUTPUT)
@@ -136,3 +160,24 @@ coverage: ## unit-test coverage into _output/coverage.out
 clean: ## remove bin/, test images and the pause binary (keeps the pinned deps in _output/deps)
 	@echo "$(WHALE) $@"
 	rm -rf bin $(IMAGES) $(PAUSE_BIN) $(OUTPUT)/coverage.out
+
+# Compatibility matrix (issue 7): the containerd lines `make compat` runs the smoke suite against,
+# on our runtime and on the reference shim of each release. 1.6 is Debian's package and 2.4 the
+# pinned build of `make deps`; hack/compat-deps.sh builds the others, each pinned by its module in
+# hack/compat/containerd-<line>, into _output/compat/<line>/bin. CI runs a subset (.ci/run).
+COMPAT_VERSIONS ?= 1.6 1.7 2.0 2.1 2.2 2.3 2.4
+COMPAT_OUT := $(OUTPUT)/compat
+COMPAT_TIMEOUT ?= 40m
+
+.PHONY: compat compat-deps
+compat-deps: deps ## build the containerd lines of COMPAT_VERSIONS (with ctr and reference shim) into _output/compat
+	@echo "$(WHALE) $@"
+	COMPAT_VERSIONS="$(COMPAT_VERSIONS)" COMPAT_OUT=$(COMPAT_OUT) DEPS_BIN=$(DEPS_BIN) GO=$(GO) hack/compat-deps.sh
+
+compat: build images compat-deps ## smoke suite + upgrade to 2.4 against each containerd line of COMPAT_VERSIONS (root); prints the table
+	@echo "$(WHALE) $@"
+	@rm -f $(COMPAT_OUT)/results.md
+	CST_COMPAT_VERSIONS="$(COMPAT_VERSIONS)" CST_COMPAT_TABLE=$(COMPAT_OUT)/results.md \
+		$(GOTEST) -tags integration -v -count=1 -timeout $(COMPAT_TIMEOUT) -run '^TestCompat$$' ./tests/ $(TESTFLAGS); \
+		rc=$$?; echo; echo "compatibility matrix ($(COMPAT_OUT)/results.md):"; \
+		cat $(COMPAT_OUT)/results.md 2>/dev/null || echo "(no table: the test did not get that far)"; exit $$rc
