@@ -85,10 +85,13 @@ func newRow(t *testing.T, d *harness.Daemon, runtime string) *row {
 	t.Helper()
 	snap := harness.SnapshotSockets()
 	r := &row{Daemon: d, t: t, runtime: runtime, from: d.Events.Len(), roles: map[string]string{}}
-	r.short = strings.Split(runtime, ".")[2] // io.containerd.<name>.v1
+	r.short = shortName(runtime)
 	t.Cleanup(func() { r.assertClean(snap) })
 	return r
 }
+
+// shortName is the <name> of runtime io.containerd.<name>.vN: "runc" or "custom".
+func shortName(runtime string) string { return strings.Split(runtime, ".")[2] }
 
 // id names the container playing role in this row, and makes sure it is removed when the row
 // ends, whatever happened.
