@@ -44,6 +44,7 @@ var apiScenarios = []scenario{
 	{"exec-exits-before-init-exit", scenarioExecExitOrder},
 	{"host-pid-kills-execs", scenarioHostPID},
 	{"quick-execs", scenarioQuickExecs},
+	{"io-uid-gid", scenarioIoUIDGID},
 }
 
 func TestTaskAPI(t *testing.T) { runTable(t, apiScenarios) }
@@ -602,5 +603,50 @@ func scenarioQuickExecs(r *row) *observation {
 		}
 	}
 	a.remove(ctr, task)
+	return a.observation()
+}
+
+// IoUid/IoGid own the stdio the container gets (the reference creates its pipes with that owner,
+// ours chowns the fifos it hands over): seen from inside, stdout and stderr belong to them.
+// containerd's client sets IoUid to the process's uid itself (NewTask, runc options), so the uid
+// seen is the user's (1000) and the gid the one asked for (2000), with both runtimes.
+func scenarioIoUIDGID(r *row) *observation {
+	a := newAPIRow(r)
+	id := a.id("io-owned")
+	img, err := a.c.GetImage(a.ctx, harness.ImageBusybox.Ref)
+	if err != nil {
+		a.t.Fatal(err)
+	}
+	ctr, err := a.c.NewContainer(a.ctx, id, containerd.WithImage(img), containerd.WithNewSnapshot(id+"-snapshot", img),
+		containerd.WithRuntime(a.runtime, &options.Options{IoUid: 2000, IoGid: 2000}),
+		containerd.WithNewSpec(oci.WithImageConfig(img), oci.WithUIDGID(1000, 1000),
+			oci.WithProcessArgs("stat", "-L", "-c", "%u:%g", "/proc/self/fd/1", "/proc/self/fd/2")))
+	if err != nil {
+		a.t.Fatalf("new container %s: %v", id, err)
+	}
+	var out, errOut syncBuffer
+	task, err := ctr.NewTask(a.ctx, cio.NewCreator(cio.WithStreams(nil, &out, &errOut), cio.WithFIFODir(a.FifoDir)))
+	if err != nil {
+		a.t.Fatalf("new task %s: %v", id, err)
+	}
+	ch, err := task.Wait(a.ctx)
+	if err != nil {
+		a.t.Fatal(err)
+	}
+	if err := task.Start(a.ctx); err != nil {
+		a.t.Fatalf("start %s: %v", id, err)
+	}
+	st := <-ch
+	a.waitExit(id, id, st.ExitCode())
+	if _, err := task.Delete(a.ctx); err != nil {
+		a.t.Fatalf("delete %s: %v", id, err)
+	}
+	a.note("exit %d, owners of stdout and stderr %q", st.ExitCode(), out.String())
+	if st.ExitCode() != 0 || out.String() != "1000:2000\n1000:2000\n" {
+		a.t.Errorf("IoUid/IoGid 2000: exit %d, stdout %q, stderr %q", st.ExitCode(), out.String(), errOut.String())
+	}
+	if err := ctr.Delete(a.ctx, containerd.WithSnapshotCleanup); err != nil {
+		a.t.Fatalf("delete container %s: %v", id, err)
+	}
 	return a.observation()
 }
