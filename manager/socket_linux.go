@@ -8,6 +8,9 @@ import (
 	"io/fs"
 	"net"
 	"os"
+	"strings"
+	"syscall"
+	"time"
 
 	"github.com/containerd/containerd/v2/pkg/shim"
 )
@@ -26,7 +29,7 @@ func listen(addr string) (*net.UnixListener, error) {
 	if !shim.SocketEaddrinuse(err) {
 		return nil, fmt.Errorf("create shim socket %s: %w", addr, err)
 	}
-	if shim.CanConnect(addr) {
+	if !socketDead(addr) {
 		return nil, errServerRunning
 	}
 	if err := shim.RemoveSocket(addr); err != nil && !errors.Is(err, fs.ErrNotExist) {
@@ -37,6 +40,20 @@ func listen(addr string) (*net.UnixListener, error) {
 		return nil, fmt.Errorf("recreate shim socket %s: %w", addr, err)
 	}
 	return l, nil
+}
+
+// socketDead reports whether the unix socket at addr has no server: a connect is refused (or
+// the file is gone). Any other outcome, including a timeout or EAGAIN from a busy server's full
+// backlog, counts as alive: removing a live server's socket would cut the group off from
+// containerd (shim.CanConnect's 100 ms timeout says "dead" for a server slowed by load).
+func socketDead(addr string) bool {
+	path := strings.TrimPrefix(addr, "unix://")
+	c, err := net.DialTimeout("unix", path, time.Second)
+	if err == nil {
+		_ = c.Close()
+		return false
+	}
+	return errors.Is(err, syscall.ECONNREFUSED) || errors.Is(err, syscall.ENOENT)
 }
 
 // detach returns a duplicate of l's descriptor, for the server to inherit, and closes l without

@@ -4,10 +4,12 @@ package manager
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"os"
 	"path/filepath"
+	"strings"
 	"time"
 
 	"github.com/containerd/containerd/v2/core/mount"
@@ -30,9 +32,10 @@ const forceDeleteTimeout = 3 * time.Second
 
 // Stop is the delete action, which containerd runs after a shim server died: it force-deletes the
 // container with the OCI runtime recorded in the bundle's options.json (defaults if missing),
-// unmounts the bundle's rootfs, and reports the init pid from init.pid (0 if missing) with exit
-// status 137. Cleanup failures are logged as warnings (stderr) and do not fail Stop, which must
-// answer even for a server that never started.
+// unmounts the bundle's rootfs, removes the server's socket if nothing listens on it any more,
+// and reports the init pid from init.pid (0 if missing) with exit status 137. Cleanup failures
+// are logged as warnings (stderr) and do not fail Stop, which must answer even for a server that
+// never started.
 func (m *manager) Stop(ctx context.Context, id string) (shim.StopStatus, error) {
 	bundle, err := stopBundle(ctx)
 	if err != nil {
@@ -53,6 +56,7 @@ func (m *manager) Stop(ctx context.Context, id string) (shim.StopStatus, error) 
 	if err := mount.UnmountRecursive(filepath.Join(bundle, "rootfs"), 0); err != nil {
 		logger.WithError(err).Warn("failed to unmount the container rootfs")
 	}
+	removeDeadSocket(ctx, bundle)
 	return shim.StopStatus{
 		Pid:        readInitPid(ctx, bundle),
 		ExitStatus: deadShimExitStatus,
@@ -92,4 +96,60 @@ func readInitPid(ctx context.Context, bundle string) int {
 		return 0
 	}
 	return pid
+}
+
+// bootstrapFile is the file containerd 2.x writes in every bundle with the shim's address (a
+// JSON BootstrapResult); containerd 1.x reads the address file start writes instead.
+const bootstrapFile = "bootstrap.json"
+
+// removeDeadSocket removes the socket of the server that served the container of bundle, when
+// nothing listens on it any more: the server died (SIGKILL) without its exit-time cleanup. The
+// socket of a group's server is shared by all the group's containers, and a new server may
+// already be listening on it, so it is only removed when a connect is refused (a live server,
+// even a busy one, never refuses), and only if it is a socket.
+func removeDeadSocket(ctx context.Context, bundle string) {
+	addr, err := serverAddress(bundle)
+	if err != nil {
+		if !errors.Is(err, os.ErrNotExist) {
+			log.G(ctx).WithError(err).Warn("failed to read the shim address")
+		}
+		return
+	}
+	path, ok := strings.CutPrefix(addr, "unix://")
+	if !ok || path == "" || path[0] != '/' {
+		return // abstract or not a unix socket: nothing on disk
+	}
+	if fi, err := os.Lstat(path); err != nil || fi.Mode().Type() != os.ModeSocket {
+		return
+	}
+	if !socketDead(addr) {
+		return
+	}
+	if err := os.Remove(path); err != nil && !errors.Is(err, os.ErrNotExist) {
+		log.G(ctx).WithError(err).WithField("address", addr).Warn("failed to remove the dead shim socket")
+	}
+}
+
+// serverAddress returns the server address recorded in bundle: the address file start writes,
+// else the one containerd 2.x wrote in bootstrap.json (containers it joined to a sandbox's
+// server without running start).
+func serverAddress(bundle string) (string, error) {
+	raw, err := os.ReadFile(filepath.Join(bundle, addressFile))
+	if err == nil {
+		return strings.TrimSpace(string(raw)), nil
+	}
+	if !errors.Is(err, os.ErrNotExist) {
+		return "", err
+	}
+	raw, err = os.ReadFile(filepath.Join(bundle, bootstrapFile))
+	if err != nil {
+		return "", err
+	}
+	var b struct {
+		Address string `json:"address"`
+	}
+	if err := json.Unmarshal(raw, &b); err != nil {
+		return "", fmt.Errorf("decode %s: %w", bootstrapFile, err)
+	}
+	return b.Address, nil
 }

@@ -126,3 +126,51 @@ func TestDeleteAction(t *testing.T) {
 		t.Errorf("stderr lacks the runc warning: %s", stderr)
 	}
 }
+
+// TestStopRemovesDeadSocket: the delete action removes the socket of a dead server (nothing
+// listens: connect refused), named by the address file or by containerd's bootstrap.json, and
+// keeps a socket a live server (another container of the group) still listens on.
+func TestStopRemovesDeadSocket(t *testing.T) {
+	for _, tc := range []struct {
+		name, file string
+		live       bool
+	}{
+		{"address file, dead", addressFile, false},
+		{"bootstrap.json, dead", bootstrapFile, false},
+		{"address file, live", addressFile, true},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			bundle, bin, sockDir := t.TempDir(), t.TempDir(), t.TempDir()
+			fakeRunc(t, bin, "runc", 0)
+			t.Setenv("PATH", bin)
+			sock := filepath.Join(sockDir, "s")
+			l, err := shim.NewSocket("unix://" + sock)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if tc.live {
+				defer l.Close()
+			} else {
+				l.SetUnlinkOnClose(false)
+				l.Close() // the socket file stays, nothing listens: a SIGKILLed server
+			}
+			content := "unix://" + sock
+			if tc.file == bootstrapFile {
+				content = `{"version":3,"address":"unix://` + sock + `","protocol":"ttrpc"}`
+			}
+			if err := os.WriteFile(filepath.Join(bundle, tc.file), []byte(content), 0o644); err != nil {
+				t.Fatal(err)
+			}
+			if _, err := New(testRuntime).Stop(stopCtx(bundle), "c1"); err != nil {
+				t.Fatal(err)
+			}
+			_, err = os.Lstat(sock)
+			if tc.live && err != nil {
+				t.Fatalf("live socket removed: %v", err)
+			}
+			if !tc.live && !os.IsNotExist(err) {
+				t.Fatalf("dead socket left: %v", err)
+			}
+		})
+	}
+}

@@ -115,6 +115,16 @@ var referenceBugs = map[string]string{
 	// Keys naming a table row (<daemon>/<scenario>) make compare log a difference instead of failing.
 	"containerd-1.6/host-pid-kills-execs": "containerd-shim-runc-v2 1.6.20 publishes the init's exit before the exits " +
 		"of the processes it kills after it (fixed upstream in 1.7: init exits are held until the execs' exits)",
+	// Reliability (tests/faults_test.go, issue 5); keys "<daemon>/<scenario>/<check>".
+	"containerd-2.4/shim-sigkill/socket": "containerd-shim-runc-v2 2.4.2's delete action (manager Stop) does not " +
+		"remove the socket of the server that was SIGKILLed, and nothing else does: the socket file stays in " +
+		"/run/containerd/s with no listener",
+	"containerd-2.4/delete-cancelled/orphan-shim": "containerd-shim-runc-v2 2.4.2 sometimes outlives a Delete " +
+		"whose context was cancelled after the shim had done it: the retry answers NotFound, containerd then asks " +
+		"the shim to shut down and drops it, and the shim process stays, serving nothing, with its socket",
+	"containerd-2.4/pidfd-leak": "containerd-shim-runc-v2 2.4.2 keeps an anon_inode:[pidfd] for some of the processes " +
+		"it started (go-runc's monitor opens one per child and not all are closed): its fd count grows under load and " +
+		"after failed creates; ours releases each pidfd once the child is reaped (process/monitor.go)",
 }
 
 // (e) two containers with the same io.kubernetes.cri.sandbox-id share one shim; the shim
