@@ -45,6 +45,8 @@ var apiScenarios = []scenario{
 	{"host-pid-kills-execs", scenarioHostPID},
 	{"quick-execs", scenarioQuickExecs},
 	{"io-uid-gid", scenarioIoUIDGID},
+	{"stdio-plain-files", scenarioPlainFiles},
+	{"grandchild-holds-stdout", scenarioGrandchild},
 }
 
 func TestTaskAPI(t *testing.T) { runTable(t, apiScenarios) }
@@ -644,6 +646,106 @@ func scenarioIoUIDGID(r *row) *observation {
 	a.note("exit %d, owners of stdout and stderr %q", st.ExitCode(), out.String())
 	if st.ExitCode() != 0 || out.String() != "1000:2000\n1000:2000\n" {
 		a.t.Errorf("IoUid/IoGid 2000: exit %d, stdout %q, stderr %q", st.ExitCode(), out.String(), errOut.String())
+	}
+	if err := ctr.Delete(a.ctx, containerd.WithSnapshotCleanup); err != nil {
+		a.t.Fatalf("delete container %s: %v", id, err)
+	}
+	return a.observation()
+}
+
+// pathIO is a client IO naming stdio paths as they are, with nothing to copy on the client side.
+type pathIO struct{ cfg cio.Config }
+
+func (p pathIO) Config() cio.Config { return p.cfg }
+func (pathIO) Cancel()              {}
+func (pathIO) Wait()                {}
+func (pathIO) Close() error         { return nil }
+
+// Stdio paths that are plain files, not fifos (a client may name any path): the container's
+// output ends up in them.
+func scenarioPlainFiles(r *row) *observation {
+	a := newAPIRow(r)
+	id := a.id("plainfiles")
+	dir := a.t.TempDir()
+	out, errOut := filepath.Join(dir, "out"), filepath.Join(dir, "err")
+	for _, f := range []string{out, errOut} {
+		if err := os.WriteFile(f, nil, 0o600); err != nil {
+			a.t.Fatal(err)
+		}
+	}
+	ctr, err := a.NewContainer(a.ctx, a.c, id, a.runtime, nil, "sh", "-c", "echo to-out; echo to-err >&2")
+	if err != nil {
+		a.t.Fatalf("new container %s: %v", id, err)
+	}
+	task, err := ctr.NewTask(a.ctx, func(string) (cio.IO, error) {
+		return pathIO{cio.Config{Stdout: out, Stderr: errOut}}, nil
+	})
+	if err != nil {
+		a.t.Fatalf("new task %s: %v", id, err)
+	}
+	ch, err := task.Wait(a.ctx)
+	if err != nil {
+		a.t.Fatal(err)
+	}
+	if err := task.Start(a.ctx); err != nil {
+		a.t.Fatalf("start %s: %v", id, err)
+	}
+	st := <-ch
+	a.waitExit(id, id, st.ExitCode())
+	if _, err := task.Delete(a.ctx); err != nil {
+		a.t.Fatalf("delete %s: %v", id, err)
+	}
+	gotOut, _ := os.ReadFile(out)
+	gotErr, _ := os.ReadFile(errOut)
+	a.note("exit %d, stdout file %q, stderr file %q", st.ExitCode(), gotOut, gotErr)
+	if string(gotOut) != "to-out\n" || string(gotErr) != "to-err\n" {
+		a.t.Errorf("plain files got %q and %q", gotOut, gotErr)
+	}
+	if err := ctr.Delete(a.ctx, containerd.WithSnapshotCleanup); err != nil {
+		a.t.Fatalf("delete container %s: %v", id, err)
+	}
+	return a.observation()
+}
+
+// An init in the host PID namespace exits and leaves a background child holding its stdout:
+// the shim ends the child, the client's output is complete, and Delete does not wait for it.
+func scenarioGrandchild(r *row) *observation {
+	a := newAPIRow(r)
+	id := a.id("grandchild")
+	ctr, err := a.NewContainer(a.ctx, a.c, id, a.runtime, []oci.SpecOpts{oci.WithHostNamespace(specs.PIDNamespace)},
+		"sh", "-c", "sleep 1000 & echo $! > /pid; echo done")
+	if err != nil {
+		a.t.Fatalf("new container %s: %v", id, err)
+	}
+	var out syncBuffer
+	task, err := ctr.NewTask(a.ctx, cio.NewCreator(cio.WithStreams(nil, &out, &syncBuffer{}), cio.WithFIFODir(a.FifoDir)))
+	if err != nil {
+		a.t.Fatalf("new task %s: %v", id, err)
+	}
+	ch, err := task.Wait(a.ctx)
+	if err != nil {
+		a.t.Fatal(err)
+	}
+	if err := task.Start(a.ctx); err != nil {
+		a.t.Fatalf("start %s: %v", id, err)
+	}
+	st := <-ch
+	a.waitExit(id, id, st.ExitCode())
+	// The rootfs stays mounted in the bundle until Delete.
+	raw, err := os.ReadFile(filepath.Join(a.Bundle(id), "rootfs", "pid"))
+	var child int
+	if _, serr := fmt.Sscan(string(raw), &child); err != nil || serr != nil || child == 0 {
+		a.t.Fatalf("read the background child's pid: %v %v %q", err, serr, raw)
+	}
+	began := time.Now()
+	if _, err := task.Delete(a.ctx); err != nil {
+		a.t.Fatalf("delete %s: %v", id, err)
+	}
+	took := time.Since(began)
+	childGone := syscall.Kill(child, 0) != nil
+	a.note("exit %d, stdout %q, delete within 5s: %v, background child gone: %v", st.ExitCode(), out.String(), took < 5*time.Second, childGone)
+	if out.String() != "done\n" || took >= 5*time.Second || !childGone {
+		a.t.Errorf("stdout %q, Delete took %s, child %d gone: %v", out.String(), took, child, childGone)
 	}
 	if err := ctr.Delete(a.ctx, containerd.WithSnapshotCleanup); err != nil {
 		a.t.Fatalf("delete container %s: %v", id, err)
