@@ -133,6 +133,7 @@ func (a *apiRow) killInit(task containerd.Task) uint32 {
 	if err != nil {
 		a.t.Fatal(err)
 	}
+	from := a.Events.Len()
 	if err := task.Kill(a.ctx, syscall.SIGKILL); err != nil {
 		a.t.Fatalf("kill %s: %v", task.ID(), err)
 	}
@@ -142,7 +143,7 @@ func (a *apiRow) killInit(task containerd.Task) uint32 {
 	}
 	// Wait for the event too before going on: a Delete right after Wait lets the reference shim
 	// exit before it has published the exit (see row.waitExit).
-	a.waitExit(task.ID(), task.ID(), st.ExitCode())
+	a.waitExitSince(from, task.ID(), task.ID(), st.ExitCode())
 	return st.ExitCode()
 }
 

@@ -142,7 +142,14 @@ func (r *row) runArgs(flags ...string) []string {
 // id and checks its status.
 func (r *row) waitExit(id, execID string, want uint32) {
 	r.t.Helper()
-	ev, ok := r.Events.Wait(r.from, eventTimeout, func(e harness.Event) bool {
+	r.waitExitSince(r.from, id, execID, want)
+}
+
+// waitExitSince is waitExit for an exit published after events position from (a container id
+// that exits twice: checkpointed, then restored).
+func (r *row) waitExitSince(from int, id, execID string, want uint32) {
+	r.t.Helper()
+	ev, ok := r.Events.Wait(from, eventTimeout, func(e harness.Event) bool {
 		return harness.TaskEvent(r.Namespace, id, "/tasks/exit")(e) && e.ID == execID
 	})
 	if !ok && r.runtime == harness.RuntimeRunc {
