@@ -5,7 +5,6 @@ package process
 import (
 	"os"
 	"path/filepath"
-	"strings"
 	"testing"
 
 	"github.com/containerd/errdefs"
@@ -56,18 +55,6 @@ func TestHasOwnPIDNamespace(t *testing.T) {
 	} {
 		if got := hasOwnPIDNamespace(&specs.Spec{Linux: tc.linux}); got != tc.want {
 			t.Errorf("%+v: got %v, want %v", tc.linux, got, tc.want)
-		}
-	}
-}
-
-// TestStatsWithoutCgroup: a container whose cgroup could not be loaded (or one deleted) answers
-// NotFound naming it, never a panic.
-func TestStatsWithoutCgroup(t *testing.T) {
-	i := &Init{proc: newProc(), id: "c1"}
-	for _, st := range []State{Running, Stopped, Deleted} {
-		i.state = st
-		if _, err := i.Stats(); !errdefs.IsNotFound(err) || !strings.Contains(err.Error(), "c1") {
-			t.Errorf("%s: Stats() = %v, want NotFound naming c1", st, err)
 		}
 	}
 }
