@@ -744,9 +744,15 @@ func scenarioGrandchild(r *row) *observation {
 	}
 	took := time.Since(began)
 	childGone := syscall.Kill(child, 0) != nil
-	a.note("exit %d, stdout %q, delete within 5s: %v, background child gone: %v", st.ExitCode(), out.String(), took < 5*time.Second, childGone)
-	if out.String() != "done\n" || took >= 5*time.Second || !childGone {
-		a.t.Errorf("stdout %q, Delete took %s, child %d gone: %v", out.String(), took, child, childGone)
+	a.note("exit %d, stdout %q, background child gone: %v", st.ExitCode(), out.String(), childGone)
+	if out.String() != "done\n" || !childGone {
+		a.t.Errorf("stdout %q, child %d gone: %v", out.String(), child, childGone)
+	}
+	// A bound, not a speed: the reference waits up to its 10 s stdio drain here now and then
+	// (containerd#13377); ours hands the fifo to the container and has nothing to drain.
+	a.t.Logf("Delete took %s", took)
+	if took >= 5*time.Second && a.runtime == harness.RuntimeCustom {
+		a.t.Errorf("Delete took %s", took)
 	}
 	if err := ctr.Delete(a.ctx, containerd.WithSnapshotCleanup); err != nil {
 		a.t.Fatalf("delete container %s: %v", id, err)
