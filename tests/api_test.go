@@ -256,9 +256,15 @@ func scenarioExecStdin(r *row) *observation {
 	if err != nil {
 		a.t.Fatal(err)
 	}
-	a.note("before CloseIO: %s", st.Status)
+	// Ours only: the reference has a window, before its copier holds the stdin fifo open, in
+	// which the client's close is an EOF (seen with 1.6.20 and 2.1.9 under load), so its state
+	// here is not compared.
 	if st.Status != containerd.Running {
-		a.t.Errorf("cat is %s before CloseIO, want running", st.Status)
+		if a.runtime == harness.RuntimeCustom {
+			a.t.Errorf("cat is %s before CloseIO, want running", st.Status)
+		} else {
+			a.t.Logf("reference: cat is %s before CloseIO (a false EOF)", st.Status)
+		}
 	}
 	if err := p.CloseIO(a.ctx, containerd.WithStdinCloser); err != nil {
 		a.t.Fatalf("CloseIO: %v", err)
