@@ -615,6 +615,33 @@ func scenarioQuickExecs(r *row) *observation {
 	return a.observation()
 }
 
+// runToExit runs ctr's task with the client IO of creator to its exit, waits for the exit event,
+// and deletes the task; before runs between the exit and the Delete. It returns the exit code.
+func (a *apiRow) runToExit(ctr containerd.Container, creator cio.Creator, before func()) uint32 {
+	a.t.Helper()
+	id := ctr.ID()
+	task, err := ctr.NewTask(a.ctx, creator)
+	if err != nil {
+		a.t.Fatalf("new task %s: %v", id, err)
+	}
+	ch, err := task.Wait(a.ctx)
+	if err != nil {
+		a.t.Fatal(err)
+	}
+	if err := task.Start(a.ctx); err != nil {
+		a.t.Fatalf("start %s: %v", id, err)
+	}
+	code := (<-ch).ExitCode()
+	a.waitExit(id, id, code)
+	if before != nil {
+		before()
+	}
+	if _, err := task.Delete(a.ctx); err != nil {
+		a.t.Fatalf("delete %s: %v", id, err)
+	}
+	return code
+}
+
 // IoUid/IoGid own the stdio the container gets (the reference creates its pipes with that owner,
 // ours chowns the fifos it hands over): seen from inside, stdout and stderr belong to them.
 // containerd's client sets IoUid to the process's uid itself (NewTask, runc options), so the uid
@@ -634,25 +661,10 @@ func scenarioIoUIDGID(r *row) *observation {
 		a.t.Fatalf("new container %s: %v", id, err)
 	}
 	var out, errOut syncBuffer
-	task, err := ctr.NewTask(a.ctx, cio.NewCreator(cio.WithStreams(nil, &out, &errOut), cio.WithFIFODir(a.FifoDir)))
-	if err != nil {
-		a.t.Fatalf("new task %s: %v", id, err)
-	}
-	ch, err := task.Wait(a.ctx)
-	if err != nil {
-		a.t.Fatal(err)
-	}
-	if err := task.Start(a.ctx); err != nil {
-		a.t.Fatalf("start %s: %v", id, err)
-	}
-	st := <-ch
-	a.waitExit(id, id, st.ExitCode())
-	if _, err := task.Delete(a.ctx); err != nil {
-		a.t.Fatalf("delete %s: %v", id, err)
-	}
-	a.note("exit %d, owners of stdout and stderr %q", st.ExitCode(), out.String())
-	if st.ExitCode() != 0 || out.String() != "1000:2000\n1000:2000\n" {
-		a.t.Errorf("IoUid/IoGid 2000: exit %d, stdout %q, stderr %q", st.ExitCode(), out.String(), errOut.String())
+	code := a.runToExit(ctr, cio.NewCreator(cio.WithStreams(nil, &out, &errOut), cio.WithFIFODir(a.FifoDir)), nil)
+	a.note("exit %d, owners of stdout and stderr %q", code, out.String())
+	if code != 0 || out.String() != "1000:2000\n1000:2000\n" {
+		a.t.Errorf("IoUid/IoGid 2000: exit %d, stdout %q, stderr %q", code, out.String(), errOut.String())
 	}
 	if err := ctr.Delete(a.ctx, containerd.WithSnapshotCleanup); err != nil {
 		a.t.Fatalf("delete container %s: %v", id, err)
@@ -684,27 +696,12 @@ func scenarioPlainFiles(r *row) *observation {
 	if err != nil {
 		a.t.Fatalf("new container %s: %v", id, err)
 	}
-	task, err := ctr.NewTask(a.ctx, func(string) (cio.IO, error) {
+	code := a.runToExit(ctr, func(string) (cio.IO, error) {
 		return pathIO{cio.Config{Stdout: out, Stderr: errOut}}, nil
-	})
-	if err != nil {
-		a.t.Fatalf("new task %s: %v", id, err)
-	}
-	ch, err := task.Wait(a.ctx)
-	if err != nil {
-		a.t.Fatal(err)
-	}
-	if err := task.Start(a.ctx); err != nil {
-		a.t.Fatalf("start %s: %v", id, err)
-	}
-	st := <-ch
-	a.waitExit(id, id, st.ExitCode())
-	if _, err := task.Delete(a.ctx); err != nil {
-		a.t.Fatalf("delete %s: %v", id, err)
-	}
+	}, nil)
 	gotOut, _ := os.ReadFile(out)
 	gotErr, _ := os.ReadFile(errOut)
-	a.note("exit %d, stdout file %q, stderr file %q", st.ExitCode(), gotOut, gotErr)
+	a.note("exit %d, stdout file %q, stderr file %q", code, gotOut, gotErr)
 	if string(gotOut) != "to-out\n" || string(gotErr) != "to-err\n" {
 		a.t.Errorf("plain files got %q and %q", gotOut, gotErr)
 	}
@@ -725,32 +722,20 @@ func scenarioGrandchild(r *row) *observation {
 		a.t.Fatalf("new container %s: %v", id, err)
 	}
 	var out syncBuffer
-	task, err := ctr.NewTask(a.ctx, cio.NewCreator(cio.WithStreams(nil, &out, &syncBuffer{}), cio.WithFIFODir(a.FifoDir)))
-	if err != nil {
-		a.t.Fatalf("new task %s: %v", id, err)
-	}
-	ch, err := task.Wait(a.ctx)
-	if err != nil {
-		a.t.Fatal(err)
-	}
-	if err := task.Start(a.ctx); err != nil {
-		a.t.Fatalf("start %s: %v", id, err)
-	}
-	st := <-ch
-	a.waitExit(id, id, st.ExitCode())
-	// The rootfs stays mounted in the bundle until Delete.
-	raw, err := os.ReadFile(filepath.Join(a.Bundle(id), "rootfs", "pid"))
 	var child int
-	if _, serr := fmt.Sscan(string(raw), &child); err != nil || serr != nil || child == 0 {
-		a.t.Fatalf("read the background child's pid: %v %v %q", err, serr, raw)
-	}
-	began := time.Now()
-	if _, err := task.Delete(a.ctx); err != nil {
-		a.t.Fatalf("delete %s: %v", id, err)
-	}
+	var began time.Time
+	code := a.runToExit(ctr, cio.NewCreator(cio.WithStreams(nil, &out, &syncBuffer{}), cio.WithFIFODir(a.FifoDir)),
+		func() {
+			// The rootfs stays mounted in the bundle until Delete.
+			raw, err := os.ReadFile(filepath.Join(a.Bundle(id), "rootfs", "pid"))
+			if _, serr := fmt.Sscan(string(raw), &child); err != nil || serr != nil || child == 0 {
+				a.t.Fatalf("read the background child's pid: %v %v %q", err, serr, raw)
+			}
+			began = time.Now() // Delete comes next
+		})
 	took := time.Since(began)
 	childGone := syscall.Kill(child, 0) != nil
-	a.note("exit %d, stdout %q, background child gone: %v", st.ExitCode(), out.String(), childGone)
+	a.note("exit %d, stdout %q, background child gone: %v", code, out.String(), childGone)
 	if out.String() != "done\n" || !childGone {
 		a.t.Errorf("stdout %q, child %d gone: %v", out.String(), child, childGone)
 	}
