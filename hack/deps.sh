@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Installs what the integration tests and the demo need, idempotently, on Debian 12 (as root):
 #   1. apt packages: a second OCI runtime, criu, a busybox for the test images, Debian's containerd 1.6
-#      (the old daemon we test against) and what cgo needs to build runc;
+#      (the old daemon we test against), the CNI plugins of the CRI pod-network test (and iproute2,
+#      which removes their bridge) and what cgo needs to build runc;
 #   2. pinned builds, from the Go module proxy, into $DEPS_BIN (default _output/deps/bin):
 #      containerd, ctr and containerd-shim-runc-v2 at $CONTAINERD_VERSION, runc at $RUNC_VERSION.
 # A binary is rebuilt only when it is missing or `go version -m` says it was built from another
@@ -23,7 +24,7 @@ GO=${GO:-go}
 
 # busybox-static: test image rootfs; containerd: Debian's 1.6 daemon, ctr and runc-v2 shim;
 # crun: a second runtime for BinaryName; criu: checkpoint/restore; the rest builds runc with cgo + seccomp.
-APT_PACKAGES=(busybox-static containerd criu crun libseccomp-dev pkg-config gcc libc6-dev ca-certificates)
+APT_PACKAGES=(busybox-static containerd containernetworking-plugins iproute2 criu crun libseccomp-dev pkg-config gcc libc6-dev ca-certificates)
 
 CONTAINERD_MOD=github.com/containerd/containerd/v2
 CONTAINERD_TAGS=no_btrfs

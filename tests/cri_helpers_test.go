@@ -127,10 +127,24 @@ func (r *criRow) podConfig(name string) *runtimeapi.PodSandboxConfig {
 	}
 }
 
-// runPod runs a pod with the row's plain handler.
+// runPod runs a host-network pod with the row's plain handler.
 func (r *criRow) runPod(name string) (string, *runtimeapi.PodSandboxConfig) {
 	r.t.Helper()
+	return r.runPodConfig(r.podConfig(name))
+}
+
+// runNetworkPod runs a pod on the daemon's bridge network (NamespaceMode_POD: the CRI plugin
+// creates its network namespace and runs the CNI plugins) with the row's plain handler.
+func (r *criRow) runNetworkPod(name string) (string, *runtimeapi.PodSandboxConfig) {
+	r.t.Helper()
 	cfg := r.podConfig(name)
+	cfg.Linux.SecurityContext.NamespaceOptions.Network = runtimeapi.NamespaceMode_POD
+	return r.runPodConfig(cfg)
+}
+
+// runPodConfig runs the pod of cfg with the row's plain handler.
+func (r *criRow) runPodConfig(cfg *runtimeapi.PodSandboxConfig) (string, *runtimeapi.PodSandboxConfig) {
+	r.t.Helper()
 	ctx, cancel := r.ctx()
 	defer cancel()
 	resp, err := r.Runtime.RunPodSandbox(ctx, &runtimeapi.RunPodSandboxRequest{Config: cfg, RuntimeHandler: r.handler("")})

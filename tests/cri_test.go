@@ -5,6 +5,7 @@ package tests
 import (
 	"context"
 	"fmt"
+	"net"
 	"os"
 	"path/filepath"
 	"slices"
@@ -23,6 +24,7 @@ import (
 // the kubelet) on the reference handler and on ours, against containerd 2.4 and 1.6.
 var criScenarios = []criScenario{
 	{"pod-lifecycle", criPodLifecycle},
+	{"pod-network", criPodNetwork},
 	{"exec-sync", criExecSync},
 	{"logs", criLogs},
 	{"resources-stats", criResourcesStats},
@@ -35,8 +37,67 @@ var criScenarios = []criScenario{
 }
 
 // TestCRI runs the CRI table. CST_CRI_PODS sets the number of pods of concurrent-pods (default
-// 5; `make integration-long` style runs use 20).
+// 20, the issue's figure; fewer for a quick local run).
 func TestCRI(t *testing.T) { runCRITable(t, criScenarios) }
+
+// Two pods on the daemon's CNI bridge network (Debian's bridge and host-local plugins): each
+// gets an address of the bridge's subnet, its containers see it on eth0, one pod reaches the
+// other, and each pod is still served by one shim of its own.
+func criPodNetwork(r *criRow) []string {
+	type netPod struct {
+		id, container string
+		ip            net.IP
+		shim          harness.Proc
+	}
+	pods := make([]netPod, 2)
+	for i := range pods {
+		pod, cfg := r.runNetworkPod(fmt.Sprintf("net%d", i))
+		p := &pods[i]
+		p.id = pod
+		p.container = r.run(pod, cfg, containerConfig("app", sleeper...))
+		ctx, cancel := r.ctx()
+		st, err := r.Runtime.PodSandboxStatus(ctx, &runtimeapi.PodSandboxStatusRequest{PodSandboxId: pod})
+		cancel()
+		if err != nil {
+			r.t.Fatalf("PodSandboxStatus %s: %v", pod, err)
+		}
+		if mode := st.GetStatus().GetLinux().GetNamespaces().GetOptions().GetNetwork(); mode != runtimeapi.NamespaceMode_POD {
+			r.t.Fatalf("pod %s has network namespace mode %s, want POD", pod, mode)
+		}
+		p.ip = net.ParseIP(st.GetStatus().GetNetwork().GetIp())
+		if p.ip == nil || !r.Network.Subnet.Contains(p.ip) {
+			r.t.Fatalf("pod %s has IP %q, want one in the bridge subnet %s", pod, st.GetStatus().GetNetwork().GetIp(), r.Network.Subnet)
+		}
+		p.shim = r.shimOf(r.podPid(pod))
+		if s := r.shimOf(r.containerPid(p.container)); s.Pid != p.shim.Pid {
+			r.t.Fatalf("container %s is served by shim %s, its pod by %s", p.container, s, p.shim)
+		}
+		out := r.mustExecSync(p.container, 0, "ip", "-4", "-o", "addr", "show", "dev", "eth0")
+		if !strings.Contains(string(out.Stdout), " "+p.ip.String()+"/") {
+			r.t.Fatalf("eth0 of container %s does not carry the pod IP %s: %q", p.container, p.ip, out.Stdout)
+		}
+	}
+	if pods[0].ip.Equal(pods[1].ip) || pods[0].shim.Pid == pods[1].shim.Pid {
+		r.t.Fatalf("two pods share IP %s or shim %d/%d", pods[0].ip, pods[0].shim.Pid, pods[1].shim.Pid)
+	}
+	r.note("2 pods on the bridge: distinct IPs of the subnet on eth0, one shim each")
+	out := r.mustExecSync(pods[1].container, 0, "ping", "-c", "1", "-W", "5", pods[0].ip.String())
+	r.note("ping from pod 1 to pod 0: exit %d", out.ExitCode)
+	// A server in pod 0 answers a client in pod 1 over TCP.
+	r.mustExecSync(pods[0].container, 0, "sh", "-c", "nc -l -p 8080 -e echo served >/dev/null 2>&1 &")
+	var reply string
+	r.waitFor("a TCP reply from pod 0", func() bool {
+		resp, err := r.execSync(pods[1].container, 10, "nc", "-w", "2", pods[0].ip.String(), "8080")
+		reply = strings.TrimSpace(string(resp.GetStdout()))
+		return err == nil && reply == "served"
+	})
+	r.note("TCP from pod 1 to pod 0: %q", reply)
+	for _, p := range pods {
+		r.removePod(p.id)
+		r.waitProcessGone(p.shim)
+	}
+	return r.notes
+}
 
 var (
 	sleeper = []string{"sleep", "1000"}
@@ -326,7 +387,7 @@ func concurrentPods(t *testing.T) int {
 		}
 		return n
 	}
-	return 5
+	return 20
 }
 
 // Pods created, checked and torn down in parallel, two containers each: every container runs,

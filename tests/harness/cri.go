@@ -6,6 +6,8 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"hash/fnv"
+	"net"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -48,15 +50,64 @@ var criHandlers = []struct{ name, runtime, options string }{
 	{HandlerRuncSystemd, RuntimeRunc, "SystemdCgroup = true\n"},
 }
 
+// CNIBinDir is where Debian's containernetworking-plugins puts the CNI plugins.
+const CNIBinDir = "/usr/lib/cni"
+
+// CNINetwork is the pod network of a CRI daemon: a bridge of its own with a /24 of
+// 10.234.0.0/16, both derived from the daemon's dir. Pods asking for NamespaceMode_POD get an
+// address on it; host-network pods (NamespaceMode_NODE) never touch it.
+type CNINetwork struct {
+	Bridge string
+	Subnet *net.IPNet
+}
+
+// cniNetwork is the network of the daemon in dir.
+func cniNetwork(dir string) CNINetwork {
+	suffix := strings.TrimPrefix(filepath.Base(dir), "cst-")
+	h := fnv.New32a()
+	h.Write([]byte(suffix))
+	bridge := "cst" + suffix
+	if len(bridge) > 15 { // IFNAMSIZ - 1
+		bridge = bridge[:15]
+	}
+	_, subnet, _ := net.ParseCIDR(fmt.Sprintf("10.234.%d.0/24", h.Sum32()%256))
+	return CNINetwork{Bridge: bridge, Subnet: subnet}
+}
+
+// writeCNIConfig writes the daemon's bridge network (bridge plugin, host-local addresses kept in
+// the daemon's dir, no masquerading: nothing leaves the host) into its CNI config dir.
+func writeCNIConfig(dir string) error {
+	n := cniNetwork(dir)
+	conf := fmt.Sprintf(`{
+  "cniVersion": "0.4.0",
+  "name": "cst-bridge",
+  "plugins": [{
+    "type": "bridge",
+    "bridge": %q,
+    "isGateway": true,
+    "ipMasq": false,
+    "hairpinMode": true,
+    "ipam": {"type": "host-local", "ranges": [[{"subnet": %q}]], "dataDir": %q}
+  }]
+}
+`, n.Bridge, n.Subnet.String(), filepath.Join(dir, "cni", "ipam"))
+	confDir := filepath.Join(dir, "cni", "net.d")
+	if err := os.MkdirAll(confDir, 0o755); err != nil {
+		return err
+	}
+	return os.WriteFile(filepath.Join(confDir, "10-cst-bridge.conflist"), []byte(conf), 0o644)
+}
+
 // CRIDaemons returns the daemons of Daemons with their CRI plugin enabled: the handlers above,
 // restrict_oom_score_adj (containerd here lacks CAP_SYS_RESOURCE), the pause image of the test
-// images as sandbox image, the streaming server on 127.0.0.1 (a kernel-chosen port) and an
-// empty private CNI config dir, so pods run with host networking.
+// images as sandbox image, the streaming server on 127.0.0.1 (a kernel-chosen port) and a
+// private CNI config dir holding the bridge network of cniNetwork, run by Debian's plugins.
 func CRIDaemons(p Paths) []DaemonSpec {
 	specs := Daemons(p)
 	for i := range specs {
 		s := &specs[i]
 		s.Name += "-cri"
+		s.Prepare = writeCNIConfig
 		switch s.ConfigVersion {
 		case 3:
 			// NRI's socket is global (/var/run/nri): keep it off.
@@ -155,7 +206,7 @@ func criConfigV3(dir string) string {
 [%s.containerd]
   default_runtime_name = "runc"
 
-%s`, ImagePause.Ref, rt, rt, filepath.Join(dir, "cni", "net.d"), filepath.Join(dir, "cni", "bin"),
+%s`, ImagePause.Ref, rt, rt, filepath.Join(dir, "cni", "net.d"), CNIBinDir,
 		rt, handlersTOML(rt+".containerd", dir, false))
 }
 
@@ -177,7 +228,7 @@ func criConfigV2(dir string) string {
 [%s.containerd]
   default_runtime_name = "runc"
 
-%s`, cri, ImagePause.Ref, cri, filepath.Join(dir, "cni", "net.d"), filepath.Join(dir, "cni", "bin"),
+%s`, cri, ImagePause.Ref, cri, filepath.Join(dir, "cni", "net.d"), CNIBinDir,
 		cri, handlersTOML(cri+".containerd", dir, true))
 }
 
@@ -193,6 +244,8 @@ type CRI struct {
 	LogRoot string
 	// WrapperLog collects one line per invocation of the recording runc wrapper: its arguments.
 	WrapperLog string
+	// Network is the bridge network of pods that do not ask for the host's network.
+	Network CNINetwork
 }
 
 // StartCRI starts a CRI-enabled daemon of spec (one of CRIDaemons), imports the test images
@@ -204,8 +257,12 @@ func StartCRI(t *testing.T, spec DaemonSpec, p Paths) *CRI {
 	if spec.ExtraConfig == nil {
 		t.Fatalf("%s: not a CRI daemon spec (use CRIDaemons)", spec.Name)
 	}
+	for _, plugin := range []string{"bridge", "host-local", "loopback"} {
+		Require(t, Executable(filepath.Join(CNIBinDir, plugin)), "CNI plugin %s is missing in %s (run `make deps`: Debian's containernetworking-plugins)", plugin, CNIBinDir)
+	}
 	d := Start(t, spec, p)
 	c := &CRI{
+		Network:      cniNetwork(d.Dir),
 		Daemon:       d,
 		CgroupParent: "/" + d.Namespace,
 		LogRoot:      filepath.Join(d.Dir, "pod-logs"),
@@ -237,6 +294,12 @@ func StartCRI(t *testing.T, spec DaemonSpec, p Paths) *CRI {
 		for _, dir := range dirs {
 			if err := syscall.Rmdir(dir); err != nil && !errors.Is(err, syscall.ENOENT) {
 				t.Errorf("rmdir %s: %v (a pod's state or cgroup is left)", dir, err)
+			}
+		}
+		// The bridge plugin creates the bridge and never removes it: it is the test's to remove.
+		if exists(filepath.Join("/sys/class/net", c.Network.Bridge)) {
+			if out, err := exec.Command("ip", "link", "delete", c.Network.Bridge).CombinedOutput(); err != nil {
+				t.Errorf("delete bridge %s: %v: %s", c.Network.Bridge, err, out)
 			}
 		}
 	})

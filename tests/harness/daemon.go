@@ -30,6 +30,9 @@ type DaemonSpec struct {
 	// ExtraConfig, if set, returns TOML appended to the config; dir is the daemon's private dir
 	// (the CRI variant of cri.go uses it for the CRI plugin's tables).
 	ExtraConfig func(dir string) string
+	// Prepare, if set, runs once the daemon's private dir exists, before containerd starts
+	// (the CRI variant writes its CNI network config there).
+	Prepare func(dir string) error
 }
 
 // Daemons returns the containerd releases the shim claims to support and the tests cover.
@@ -143,6 +146,11 @@ func (d *Daemon) prepare() error {
 	}
 	for name, target := range links {
 		if err := os.Symlink(target, filepath.Join(bin, name)); err != nil {
+			return err
+		}
+	}
+	if d.Spec.Prepare != nil {
+		if err := d.Spec.Prepare(d.Dir); err != nil {
 			return err
 		}
 	}
