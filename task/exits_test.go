@@ -10,7 +10,6 @@ import (
 	"time"
 
 	eventstypes "github.com/containerd/containerd/api/events"
-	"github.com/containerd/containerd/v2/core/events"
 	"github.com/containerd/errdefs"
 	runc "github.com/containerd/go-runc"
 
@@ -173,23 +172,22 @@ func TestExitQueueOrderAndClose(t *testing.T) {
 	}
 }
 
-// recorder is a shim.Publisher that records topics.
+// recorder is an eventSink that records topics.
 type recorder struct {
 	mu     sync.Mutex
 	topics []string
 	exits  []string // ids of published TaskExit events
 }
 
-func (r *recorder) Publish(_ context.Context, topic string, e events.Event) error {
+func (r *recorder) deliver(_ context.Context, e queuedEvent) error {
 	r.mu.Lock()
-	r.topics = append(r.topics, topic)
-	if x, ok := e.(*eventstypes.TaskExit); ok {
+	r.topics = append(r.topics, e.topic)
+	if x, ok := e.event.(*eventstypes.TaskExit); ok {
 		r.exits = append(r.exits, x.ID)
 	}
 	r.mu.Unlock()
 	return nil
 }
-func (r *recorder) Close() error { return nil }
 
 func TestHandleExitPublishesOnceInOrder(t *testing.T) {
 	rec := &recorder{}

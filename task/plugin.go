@@ -8,7 +8,6 @@ import (
 	taskAPI "github.com/containerd/containerd/api/runtime/task/v3"
 	"github.com/containerd/containerd/api/types/task"
 	"github.com/containerd/containerd/v2/pkg/namespaces"
-	"github.com/containerd/containerd/v2/pkg/shim"
 	"github.com/containerd/containerd/v2/pkg/shutdown"
 	"github.com/containerd/containerd/v2/plugins"
 	"github.com/containerd/errdefs/pkg/errgrpc"
@@ -39,17 +38,15 @@ func init() {
 	registry.Register(&plugin.Registration{
 		Type:     plugins.TTRPCPlugin,
 		ID:       "task",
-		Requires: []plugin.Type{plugins.EventPlugin, plugins.InternalPlugin},
+		Requires: []plugin.Type{plugins.InternalPlugin},
 		InitFn: func(ic *plugin.InitContext) (any, error) {
-			pp, err := ic.GetByID(plugins.EventPlugin, "publisher")
-			if err != nil {
-				return nil, err
-			}
 			ss, err := ic.GetByID(plugins.InternalPlugin, "shutdown")
 			if err != nil {
 				return nil, err
 			}
-			return newService(ic.Context, pp.(shim.Publisher), ss.(shutdown.Service)), nil
+			// Events go to containerd through our own publisher (publish.go), not pkg/shim's.
+			pub := newRemotePublisher(ic.Properties[plugins.PropertyTTRPCAddress])
+			return newService(ic.Context, pub, ss.(shutdown.Service)), nil
 		},
 	})
 }

@@ -14,7 +14,6 @@ import (
 	taskAPI "github.com/containerd/containerd/api/runtime/task/v3"
 	"github.com/containerd/containerd/v2/core/mount"
 	"github.com/containerd/containerd/v2/pkg/protobuf"
-	"github.com/containerd/containerd/v2/pkg/shim"
 	"github.com/containerd/containerd/v2/pkg/shutdown"
 	"github.com/containerd/containerd/v2/pkg/sys/reaper"
 	"github.com/containerd/errdefs"
@@ -53,7 +52,7 @@ type service struct {
 
 // newService starts the exit pump, the dispatcher and the event forwarder; they stop when the
 // shim shuts down.
-func newService(ctx context.Context, pub shim.Publisher, sd shutdown.Service) *service {
+func newService(ctx context.Context, pub *remotePublisher, sd shutdown.Service) *service {
 	s := &service{
 		ctx:        ctx,
 		shutdown:   sd,
