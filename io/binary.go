@@ -8,10 +8,12 @@ import (
 	stdio "io"
 	"os"
 	"os/exec"
+	"sync/atomic"
 	"time"
 
 	"github.com/containerd/containerd/v2/pkg/sys/reaper"
 	"github.com/containerd/errdefs"
+	"github.com/containerd/log"
 	"golang.org/x/sys/unix"
 )
 
@@ -32,17 +34,28 @@ var (
 // as fd 5, and CONTAINER_ID / CONTAINER_NAMESPACE in its environment (nothing else, as with the
 // reference shim). It is a child of the shim: pkg/shim's SIGCHLD loop reaps it, so it is waited
 // through reaper.Default, never exec.Cmd.Wait.
+//
+// The shim keeps its own read ends of the two pipes while the logger runs. Should the logger die
+// before it is stopped, the shim drains them into the void: the container neither gets SIGPIPE
+// nor blocks on a pipe nobody reads, it only loses that output (logged once). Without them a
+// dead logger would take a writing container down with it (SIGPIPE).
 type logger struct {
-	cmd  *exec.Cmd
-	done chan struct{} // closed once the logger has been reaped
+	cmd      *exec.Cmd
+	id       string        // the container's id, for the log
+	done     chan struct{} // closed once the logger has been reaped
+	pipes    []*os.File    // the shim's read ends of the logger's stdout and stderr pipes
+	stopping atomic.Bool   // set by stop and kill: an exit from then on is expected
 }
 
 // startLogger starts the logger o.path and waits, at most LoggerReadyTimeout, until it is ready:
 // for binary:// a byte or EOF on the ready pipe, for binary-v2:// a byte. stdout and stderr are
-// the read ends it gets as fds 3 and 4; the caller closes them after startLogger returns.
+// the read ends it gets as fds 3 and 4; startLogger takes them over (closed by stop, or at once
+// on error).
 func startLogger(o output, cfg Config, stdout, stderr *os.File) (_ *logger, retErr error) {
+	l := &logger{id: cfg.ID, done: make(chan struct{}), pipes: []*os.File{stdout, stderr}}
 	rr, rw, err := os.Pipe()
 	if err != nil {
+		l.closePipes()
 		return nil, fmt.Errorf("logger ready pipe: %w", err)
 	}
 	defer rr.Close()
@@ -52,22 +65,29 @@ func startLogger(o output, cfg Config, stdout, stderr *os.File) (_ *logger, retE
 	ec, err := reaper.Default.Start(cmd)
 	rw.Close()
 	if err != nil {
+		l.closePipes()
 		if errors.Is(err, os.ErrNotExist) || errors.Is(err, os.ErrPermission) {
 			err = fmt.Errorf("%w: %w", err, errdefs.ErrInvalidArgument)
 		}
 		return nil, fmt.Errorf("start logging binary %s: %w", o.path, err)
 	}
-	l := &logger{cmd: cmd, done: make(chan struct{})}
+	l.cmd = cmd
 	go func() {
 		defer close(l.done)
-		_, _ = reaper.Default.Wait(cmd, ec)
+		status, _ := reaper.Default.Wait(cmd, ec)
 		// The reaper reaped it, so cmd.Wait (inside Wait) failed with ECHILD and kept the
 		// process's pidfd: release it now rather than at garbage collection.
 		_ = cmd.Process.Release()
+		if !l.stopping.Load() {
+			log.L.WithFields(log.Fields{"id": l.id, "logger": o.path, "status": status}).
+				Warn("logging binary exited before its process: the process's output is discarded from now on")
+			l.discard()
+		}
 	}()
 	defer func() {
 		if retErr != nil {
 			l.kill()
+			l.closePipes()
 		}
 	}()
 	if err := rr.SetReadDeadline(time.Now().Add(LoggerReadyTimeout)); err != nil {
@@ -90,6 +110,8 @@ func startLogger(o output, cfg Config, stdout, stderr *os.File) (_ *logger, retE
 // stop ends the logger: SIGTERM, then SIGKILL after LoggerStopTimeout. The caller has closed
 // the shim's ends of its pipes first, so that it sees EOF and can flush.
 func (l *logger) stop() error {
+	l.stopping.Store(true)
+	l.closePipes()
 	select {
 	case <-l.done:
 		return nil
@@ -117,11 +139,26 @@ func (l *logger) stop() error {
 
 // kill SIGKILLs the logger and waits, bounded, until it is reaped.
 func (l *logger) kill() {
+	l.stopping.Store(true)
 	_ = l.cmd.Process.Kill()
 	t := time.NewTimer(loggerKillTimeout)
 	defer t.Stop()
 	select {
 	case <-l.done:
 	case <-t.C:
+	}
+}
+
+// discard reads the pipes of a dead logger until their writers are gone (or stop closes them).
+func (l *logger) discard() {
+	for _, f := range l.pipes {
+		go func() { _, _ = stdio.Copy(stdio.Discard, f) }()
+	}
+}
+
+// closePipes closes the shim's read ends of the logger's pipes.
+func (l *logger) closePipes() {
+	for _, f := range l.pipes {
+		_ = f.Close()
 	}
 }

@@ -14,7 +14,7 @@ import (
 
 // loggerScript is a logging binary for tests. Args (sorted query keys): dir <dir> mode <mode>.
 // Modes: ready (a byte on fd 5), eof (close fd 5), crash (exit before anything), hang (never
-// ready), ignore-term (ready, then ignores SIGTERM).
+// ready), ignore-term (ready, then ignores SIGTERM), die (ready, reads 100 bytes of stdout, exits).
 const loggerScript = `#!/bin/sh
 out="$2"; mode="$4"
 if [ "$mode" = ignore-term ]; then trap '' TERM; fi
@@ -23,6 +23,7 @@ case $mode in
 ready|ignore-term) printf x >&5 ;;
 crash) exit 3 ;;
 hang) exec /bin/sleep 60 ;;
+die) printf x >&5; exec 5>&-; /usr/bin/head -c 100 <&3 > "$out/stdout"; exit 1 ;;
 esac
 exec 5>&-
 /bin/cat <&3 > "$out/stdout" &
@@ -132,7 +133,7 @@ func TestBinaryLoggerReadiness(t *testing.T) {
 			} else if !errdefs.IsUnavailable(err) || !strings.Contains(err.Error(), bin) {
 				t.Fatalf("want Unavailable naming the logger, got %v", err)
 			}
-			if got := fdCount(t); got != base {
+			if got := settledFdCount(t, base); got != base {
 				t.Errorf("descriptors: %d before, %d after", base, got)
 			}
 		})
@@ -198,4 +199,66 @@ func TestFileURIAppendsBothStreamsToOneFile(t *testing.T) {
 	if _, err := Open(Stdio{Stdout: "file://rel/c.log"}, Config{}); !errdefs.IsInvalidArgument(err) {
 		t.Errorf("relative file:// path: want InvalidArgument, got %v", err)
 	}
+}
+
+// A logger that dies mid-stream: the process's writes neither fail (EPIPE, or SIGPIPE in a
+// container) nor block once the pipe would be full; the shim drains them. Close still works and
+// leaves no descriptor behind.
+func TestBinaryLoggerDyingMidStream(t *testing.T) {
+	bin := writeLogger(t)
+	base := fdCount(t)
+	dir := t.TempDir()
+	uri := loggerURI("binary", bin, dir, "die")
+	p, err := Open(Stdio{Stdout: uri, Stderr: uri}, Config{ID: "c1", Namespace: "ns1"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	out, errOut := p.child[1], p.child[2]
+	written := make(chan error, 1)
+	go func() {
+		chunk := []byte(strings.Repeat("y", 4096) + "\n")
+		for range 512 { // 2 MiB: far more than two pipe buffers
+			if _, err := out.Write(chunk); err != nil {
+				written <- err
+				return
+			}
+			if _, err := errOut.Write(chunk[:100]); err != nil {
+				written <- err
+				return
+			}
+		}
+		written <- nil
+	}()
+	select {
+	case err := <-written:
+		if err != nil {
+			t.Fatalf("write after the logger died: %v", err)
+		}
+	case <-time.After(20 * time.Second):
+		t.Fatal("writes blocked after the logger died: nobody drains the pipe")
+	}
+	waitDone(t, p.logger)
+	if got := readFile(t, filepath.Join(dir, "stdout")); len(got) != 100 {
+		t.Errorf("logger read %d bytes before it died, want 100", len(got))
+	}
+	if err := p.Close(); err != nil {
+		t.Fatal(err)
+	}
+	if got := settledFdCount(t, base); got != base {
+		t.Errorf("descriptors: %d before, %d after", base, got)
+	}
+}
+
+// settledFdCount is the process's descriptor count once it is back to base, or after a second:
+// with a logger that exited on its own, the runtime may close a descriptor of its start a
+// moment after the logger's end is handled.
+func settledFdCount(t *testing.T, base int) int {
+	t.Helper()
+	for range 100 {
+		if n := fdCount(t); n == base {
+			return n
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+	return fdCount(t)
 }

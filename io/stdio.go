@@ -210,20 +210,19 @@ func (p *ProcessIO) openFile(path string) error {
 }
 
 // openLogger makes the stdout and stderr pipes, starts the logging binary with their read ends
-// and waits until it is ready. The write ends go to the container, or, with a terminal, stdout's
+// (which the logger keeps: see logger) and waits until it is ready. The write ends go to the container, or, with a terminal, stdout's
 // to the console copier (stderr's is closed at once: a console has one output stream).
 func (p *ProcessIO) openLogger(o output, cfg Config) error {
 	outR, outW, err := os.Pipe()
 	if err != nil {
 		return fmt.Errorf("logger stdout pipe: %w", err)
 	}
-	defer outR.Close()
 	errR, errW, err := os.Pipe()
 	if err != nil {
+		outR.Close()
 		outW.Close()
 		return fmt.Errorf("logger stderr pipe: %w", err)
 	}
-	defer errR.Close()
 	if p.term != nil {
 		p.term.out = outW
 		errW.Close()
