@@ -9,9 +9,11 @@ package tests
 
 import (
 	"bufio"
+	"bytes"
 	"context"
 	"errors"
 	"fmt"
+	"io"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -35,6 +37,9 @@ var faultScenarios = []scenario{
 	{"shim-sigkill", scenarioShimSigkill},
 	{"runtime-faults", scenarioRuntimeFaults},
 	{"stdout-reader-dies", scenarioReaderDies},
+	{"tty-reader-dies", scenarioTTYReaderDies},
+	{"pty-dies", scenarioPtyDies},
+	{"logger-dies", scenarioLoggerDies},
 	{"delete-cancelled", scenarioDeleteCancelled},
 }
 
@@ -436,10 +441,17 @@ func scenarioDeleteCancelled(r *row) *observation {
 // container's init while it is down, and restarts it: running tasks are still RUNNING and take
 // execs, the output written meanwhile reached the client without a gap, and the exit that
 // happened meanwhile shows in State and Wait (STOPPED, 137).
+// TestContainerdCrash SIGKILLs containerd with running containers, kills the init of one while
+// it is down, and restarts it, on containerd 2.4 and 1.6.
 func TestContainerdCrash(t *testing.T) {
 	paths := harness.DefaultPaths(t)
 	harness.Require(t, harness.Executable(paths.Shim), "%s is not built (run `make build`)", paths.Shim)
-	d := harness.Start(t, harness.Daemons(paths)[0], paths)
+	for _, spec := range harness.Daemons(paths) {
+		t.Run(spec.Name, func(t *testing.T) { containerdCrash(t, harness.Start(t, spec, paths)) })
+	}
+}
+
+func containerdCrash(t *testing.T, d *harness.Daemon) {
 	ctx, cancel := context.WithTimeout(d.Context(context.Background()), 3*time.Minute)
 	defer cancel()
 	c := d.Client(t)
@@ -484,8 +496,13 @@ func TestContainerdCrash(t *testing.T) {
 		}
 	}
 	time.Sleep(time.Second)
-	d.Restart(t)
+	// containerd comes back on a new ttrpc path: the shims reach it only once the test has
+	// subscribed to its events and connected the old path, so no event they held can be
+	// delivered before anyone listens.
+	connect := d.RestartOnNewTTRPC(t)
 	c2 := d.Client(t)
+	rec := subscribe(t, d, c2)
+	connect()
 	for _, rt := range runtimes {
 		t.Run(rt, func(t *testing.T) {
 			p := pairs[rt]
@@ -541,21 +558,34 @@ func TestContainerdCrash(t *testing.T) {
 				t.Fatal(err)
 			}
 			vt, err := victim.Task(ctx, nil)
+			// The exit that happened while containerd was down is reported once it is back:
+			// the shim holds the event and delivers it when containerd listens again.
+			isExit := func(e taskEvent) bool {
+				return e.Topic == "/tasks/exit" && e.Container == victim.ID() && e.Exec == ""
+			}
+			rec.waitCount(1, 10*time.Second, isExit)
+			var exits []uint32
+			for _, e := range rec.events(nil) {
+				if isExit(e) {
+					exits = append(exits, e.Status)
+				}
+			}
+			t.Logf("%s: /tasks/exit of the exit during the outage, received after the restart: %v", victim.ID(), exits)
+			switch {
+			case len(exits) == 1 && exits[0] == 137:
+			case len(exits) == 0 && rt == harness.RuntimeRunc:
+				t.Logf("known reference bug, not failing: %s", referenceBugs["containerd-crash/exit-lost"])
+			default:
+				t.Errorf("%s: exits reported after the restart %v, want one with status 137", victim.ID(), exits)
+			}
 			if errdefs.IsNotFound(err) {
-				// containerd 2.4 deletes, while it reloads, the task of a shim that has no
+				// containerd 2.x deletes, while it reloads, the task of a shim that has no
 				// process left (core/runtime/v2/shim_load.go: "cleaning leaked shim process",
 				// containerd#6860): Delete, then Shutdown, before its own ttrpc server is up.
-				// The shim's TaskExit (published while containerd was down) and TaskDelete
-				// are then retried by pkg/shim's publisher until the shim exits at that
-				// Shutdown, so they are lost, for both runtimes (docs/reliability.md). What
-				// can be checked: the task is gone for good, with its process, its shim and
-				// its bundle; an exit event, if one arrives, says 137.
-				ev, seen := d.Events.Wait(0, 2*time.Second, harness.TaskEvent(d.Namespace, victim.ID(), "/tasks/exit"))
-				t.Logf("%s removed by containerd on reload (containerd 2.4); /tasks/exit seen after the restart: %v %s",
-					victim.ID(), seen, ev.JSON)
-				if seen && ev.ExitStatus != 137 {
-					t.Errorf("%s: exit during the outage reported with status %d, want 137", victim.ID(), ev.ExitStatus)
-				}
+				// Ours outlives that Shutdown until the held TaskExit and TaskDelete are
+				// delivered (task/events.go), checked above. Here: the task is gone for
+				// good, with its process, its shim and its bundle.
+				t.Logf("%s removed by containerd on reload", victim.ID())
 				if !gone(int(p.victimTask.Pid()), 0) {
 					t.Errorf("%s: init %d still alive", victim.ID(), p.victimTask.Pid())
 				}
@@ -590,8 +620,6 @@ func TestContainerdCrash(t *testing.T) {
 			case <-time.After(eventTimeout):
 				t.Errorf("wait %s: no answer", victim.ID())
 			}
-			_, seen := d.Events.Wait(0, 2*time.Second, harness.TaskEvent(d.Namespace, victim.ID(), "/tasks/exit"))
-			t.Logf("%s: /tasks/exit of the exit during the outage seen after the restart: %v", victim.ID(), seen)
 			if _, err := vt.Delete(ctx); err != nil {
 				t.Errorf("delete %s: %v", victim.ID(), err)
 			}
@@ -602,4 +630,236 @@ func TestContainerdCrash(t *testing.T) {
 	if leaks := d.WaitClean(harness.SnapshotSockets(), 10*time.Second); len(leaks.Processes)+len(leaks.Mounts) > 0 {
 		t.Errorf("left behind after the restart test:%s", leaks)
 	}
+}
+
+// counterWriter counts the lines written to it.
+type counterWriter struct{ lines atomic.Int64 }
+
+func (c *counterWriter) Write(p []byte) (int, error) {
+	c.lines.Add(int64(bytes.Count(p, []byte("\n"))))
+	return len(p), nil
+}
+
+// flood is a container or exec command that writes ~2,000 lines every 10 ms, its iteration
+// count in /tmp/n (read from the host, so that reading it makes no event).
+var flood = []string{"sh", "-c", `i=0; while :; do i=$((i+1)); echo $i > /tmp/n; seq 2000; usleep 10000; done`}
+
+// floodCounter reads the iteration count of a flood in the container whose init is pid.
+func floodCounter(t *testing.T, pid uint32) int {
+	t.Helper()
+	for try := 0; ; try++ {
+		raw, err := os.ReadFile(fmt.Sprintf("/proc/%d/root/tmp/n", pid))
+		if err != nil {
+			t.Fatalf("read the counter of %d: %v", pid, err)
+		}
+		if n, err := strconv.Atoi(strings.TrimSpace(string(raw))); err == nil {
+			return n
+		}
+		if try == 50 {
+			t.Fatalf("counter of %d: %q", pid, raw)
+		}
+		time.Sleep(10 * time.Millisecond) // caught between the shell's truncate and write
+	}
+}
+
+// The reader of a container's terminal (the client holding the stdout fifo) goes away
+// mid-stream: the container and the shim keep running and serve an exec, and a new reader
+// (an attach on the same fifos) gets output again. As with a plain stdout, the writer may block
+// while nobody reads (back-pressure, see scenarioReaderDies); it must resume once read.
+func scenarioTTYReaderDies(r *row) *observation {
+	a := newAPIRow(r)
+	id := a.id("tty-reader")
+	ctr, err := a.NewContainer(a.ctx, a.c, id, a.runtime, []oci.SpecOpts{oci.WithTTY}, flood...)
+	if err != nil {
+		a.t.Fatalf("new container %s: %v", id, err)
+	}
+	// The client's fifos, opened here so that its reader can die the way a process does: its
+	// descriptors closed, the fifos left in place for the next reader.
+	fifos, err := cio.NewFIFOSetInDir(a.FifoDir, id, true)
+	if err != nil {
+		a.t.Fatal(err)
+	}
+	dio, err := cio.NewDirectIO(a.ctx, fifos)
+	if err != nil {
+		a.t.Fatal(err)
+	}
+	defer dio.Close() // removes the fifos, once the task is gone
+	first := &counterWriter{}
+	go func() { _, _ = io.Copy(first, dio.Stdout) }()
+	task, err := ctr.NewTask(a.ctx, func(string) (cio.IO, error) { return dio, nil })
+	if err != nil {
+		a.t.Fatalf("new task %s: %v", id, err)
+	}
+	if err := task.Start(a.ctx); err != nil {
+		a.t.Fatalf("start %s: %v", id, err)
+	}
+	a.waitFor("1,000 lines through the terminal", func() bool { return first.lines.Load() >= 1000 })
+	dio.Stdout.Close() // the reader dies
+	time.Sleep(time.Second)
+	alive := !gone(int(task.Pid()), 0)
+	st, err := task.Status(a.ctx)
+	a.note("init alive and RUNNING after its terminal's reader went away: %v", alive && err == nil && st.Status == containerd.Running)
+	if !alive || err != nil || st.Status != containerd.Running {
+		a.t.Errorf("%s: init alive %v, status %+v (%v) after its terminal's reader went away", id, alive, st, err)
+	}
+	if _, seen := a.Events.Wait(a.from, 0, harness.TaskEvent(a.Namespace, id, "/tasks/exit")); seen {
+		a.t.Errorf("%s exited after its terminal's reader went away", id)
+	}
+	_, ech := a.startExec(ctr, task, "probe", "true")
+	a.note("exec meanwhile: exit %d", (<-ech).ExitCode())
+
+	second := &counterWriter{}
+	if _, err := ctr.Task(a.ctx, cio.NewAttach(cio.WithStreams(nil, second, nil), cio.WithTerminal)); err != nil {
+		a.t.Fatalf("attach to %s: %v", id, err)
+	}
+	n1 := floodCounter(a.t, task.Pid())
+	deadline := time.Now().Add(eventTimeout)
+	for (second.lines.Load() < 1000 || floodCounter(a.t, task.Pid()) <= n1+20) && time.Now().Before(deadline) {
+		time.Sleep(50 * time.Millisecond)
+	}
+	resumed := second.lines.Load() >= 1000 && floodCounter(a.t, task.Pid()) > n1+20
+	a.t.Logf("after a new reader attached: %d lines read, counter %d → %d", second.lines.Load(), n1, floodCounter(a.t, task.Pid()))
+	a.note("output flows to a new reader: %v", resumed)
+	if !resumed {
+		a.t.Errorf("%s: output did not resume for a new reader (%d lines)", id, second.lines.Load())
+	}
+	a.remove(ctr, task)
+	return a.observation()
+}
+
+// An exec's terminal dies mid-stream (its process, the pty's only user, is SIGKILLed while it
+// floods the pty): the exec's exit is reported (137), its reader sees the end of the output,
+// the shim keeps no pty of it, and it goes on serving the container: a new terminal exec works.
+func scenarioPtyDies(r *row) *observation {
+	a := newAPIRow(r)
+	ctr, task := a.running("pty-dies")
+	shim := shimOf(a.t, a.Daemon, ctr.ID())
+	ptys := ptmxFds(a.t, shim)
+	spec := a.processSpec(ctr, flood...)
+	spec.Terminal = true
+	out := &counterWriter{}
+	creator := cio.NewCreator(cio.WithStreams(nil, out, nil), cio.WithTerminal, cio.WithFIFODir(a.FifoDir))
+	p, err := task.Exec(a.ctx, "flood", spec, creator)
+	if err != nil {
+		a.t.Fatalf("exec: %v", err)
+	}
+	ch, err := p.Wait(a.ctx)
+	if err != nil {
+		a.t.Fatal(err)
+	}
+	if err := p.Start(a.ctx); err != nil {
+		a.t.Fatalf("start exec: %v", err)
+	}
+	a.waitFor("1,000 lines through the exec's terminal", func() bool { return out.lines.Load() >= 1000 })
+	if err := syscall.Kill(int(p.Pid()), syscall.SIGKILL); err != nil {
+		a.t.Fatalf("kill the exec: %v", err)
+	}
+	st := <-ch
+	a.waitExit(ctr.ID(), "flood", 137)
+	closed := make(chan struct{})
+	go func() { p.IO().Wait(); close(closed) }()
+	select {
+	case <-closed:
+	case <-time.After(eventTimeout):
+		a.t.Errorf("the exec's output never ended after its terminal died")
+	}
+	if _, err := p.Delete(a.ctx); err != nil {
+		a.t.Errorf("delete exec: %v", err)
+	}
+	a.note("exec killed mid-stream: exit %d, output ended", st.ExitCode())
+	deadline := time.Now().Add(5 * time.Second)
+	for ptmxFds(a.t, shim) != ptys && time.Now().Before(deadline) {
+		time.Sleep(50 * time.Millisecond)
+	}
+	switch n := ptmxFds(a.t, shim); {
+	case n == ptys:
+	case a.runtime == harness.RuntimeRunc:
+		a.t.Logf("known reference bug, not failing: %s (%d ptys, %d before)", referenceBugs["containerd-2.4/pty-dies/pty-leak"], n, ptys)
+	default:
+		a.t.Errorf("shim holds %d ptys 5 s after the exec was deleted, %d before", n, ptys)
+	}
+	echo := a.processSpec(ctr, "echo", "served")
+	echo.Terminal = true
+	var buf syncBuffer
+	p2, err := task.Exec(a.ctx, "after", echo, cio.NewCreator(cio.WithStreams(nil, &buf, nil), cio.WithTerminal, cio.WithFIFODir(a.FifoDir)))
+	if err != nil {
+		a.t.Fatalf("exec after the dead terminal: %v", err)
+	}
+	ch2, _ := p2.Wait(a.ctx)
+	if err := p2.Start(a.ctx); err != nil {
+		a.t.Fatalf("start exec after the dead terminal: %v", err)
+	}
+	st2 := <-ch2
+	p2.IO().Wait()
+	p2.Delete(a.ctx)
+	a.note("terminal exec afterwards: exit %d, %q", st2.ExitCode(), strings.TrimSpace(buf.String()))
+	if st2.ExitCode() != 0 || strings.TrimSpace(buf.String()) != "served" {
+		a.t.Errorf("terminal exec after the dead one: exit %d, output %q", st2.ExitCode(), buf.String())
+	}
+	a.remove(ctr, task)
+	return a.observation()
+}
+
+// deadLogger is a binary:// logger that signals ready, takes 4 KiB of stdout and exits.
+const deadLogger = `#!/bin/sh
+printf x >&5
+exec 5>&-
+/usr/bin/head -c 4096 <&3 > "$2/got"
+exit 1
+`
+
+// The logging binary dies mid-stream: the container keeps running and its writes keep succeeding
+// (the shim drains and discards what nobody can log any more; the reference lets them fail:
+// referenceBugs), and the shim serves an exec.
+func scenarioLoggerDies(r *row) *observation {
+	a := newAPIRow(r)
+	id := a.id("logger-dies")
+	dir := a.t.TempDir()
+	bin := filepath.Join(dir, "logger")
+	if err := os.WriteFile(bin, []byte(deadLogger), 0o755); err != nil {
+		a.t.Fatal(err)
+	}
+	// The shell writes itself (builtin echo, ~1.5 KB per line): a write into a pipe nobody can
+	// read would kill the init with SIGPIPE, not just a child of it.
+	writer := `l=$(seq 400 | tr '\n' ' '); i=0; while :; do i=$((i+1)); echo $i > /tmp/n; echo "$i $l" || echo $i >> /tmp/failed; usleep 10000; done`
+	r.expect(r.ctr(nil, r.runArgs("-d", "--log-uri", "binary://"+bin+"?dir="+dir, harness.ImageBusybox.Ref, id, "sh", "-c", writer)...), 0, "-")
+	task := r.WaitTask(r.t, id, "RUNNING", eventTimeout)
+	a.waitFor("the logger to take its 4 KiB and exit", func() bool {
+		b, err := os.ReadFile(filepath.Join(dir, "got"))
+		return err == nil && len(b) == 4096
+	})
+	time.Sleep(500 * time.Millisecond)
+	var n1, n2 int
+	running := !gone(task.Pid, 0)
+	if running {
+		n1 = floodCounter(a.t, uint32(task.Pid))
+		time.Sleep(time.Second)
+		running = !gone(task.Pid, 0)
+		if running {
+			n2 = floodCounter(a.t, uint32(task.Pid))
+		}
+	}
+	writing := running && n2 > n1+20
+	// Containers here inherit an ignored SIGPIPE (from containerd), so a write into a pipe
+	// without a reader fails with EPIPE rather than killing the writer: count those failures.
+	failed, _ := os.ReadFile(fmt.Sprintf("/proc/%d/root/tmp/failed", task.Pid))
+	a.note("writes failed after the logger died: %v", len(failed) > 0)
+	if len(failed) > 0 && a.runtime == harness.RuntimeCustom {
+		a.t.Errorf("%s: %d writes failed after its logger died (nobody holds the pipe)", id, len(strings.Fields(string(failed))))
+	}
+	a.t.Logf("after the logger died: alive %v, counter %d → %d in 1 s", running, n1, n2)
+	a.note("container alive and writing after its logger died: %v", writing)
+	if !writing {
+		a.t.Errorf("%s: after its logger died the container is alive %v, counter %d → %d in 1 s", id, running, n1, n2)
+	}
+	if writing {
+		probe := r.ctr(nil, "tasks", "exec", "--exec-id", "probe", id, "/bin/true")
+		r.expect(probe, 0, "")
+		a.note("exec served")
+		r.killAndDeleteQuiet(id)
+	} else {
+		r.ctr(nil, "tasks", "delete", "-f", id)
+		r.ctr(nil, "containers", "delete", id)
+	}
+	return a.observation()
 }

@@ -116,6 +116,14 @@ var referenceBugs = map[string]string{
 	"containerd-1.6/host-pid-kills-execs": "containerd-shim-runc-v2 1.6.20 publishes the init's exit before the exits " +
 		"of the processes it kills after it (fixed upstream in 1.7: init exits are held until the execs' exits)",
 	// Reliability (tests/faults_test.go, issue 5); keys "<daemon>/<scenario>/<check>".
+	"containerd-2.4/logger-dies": "containerd-shim-runc-v2 2.4.2 keeps no read end of a binary:// logger's pipes: " +
+		"once the logger dies, the container's writes to stdout fail with EPIPE (or kill it with SIGPIPE, unless it " +
+		"ignores the signal as containers started by this containerd do); ours drains them",
+	"containerd-2.4/pty-dies/pty-leak": "containerd-shim-runc-v2 2.4.2 keeps the pty master of an exec whose " +
+		"process was killed while it flooded its terminal, after the exec was deleted",
+	"containerd-crash/exit-lost": "containerd-shim-runc-v2 retries an event containerd did not take for about " +
+		"15 s (pkg/shim publisher: 5 retries, 1+2+3+4+5 s) and then drops it, and exits at once when containerd 2.x, " +
+		"reloading, deletes the task whose process exited while containerd was down: the exit is never reported",
 	"containerd-2.4/shim-sigkill/socket": "containerd-shim-runc-v2 2.4.2's delete action (manager Stop) does not " +
 		"remove the socket of the server that was SIGKILLed, and nothing else does: the socket file stays in " +
 		"/run/containerd/s with no listener",

@@ -76,7 +76,9 @@ type Daemon struct {
 	exitErr error         // cmd.Wait's result; read after exited is closed
 	events  *exec.Cmd
 	logPath string
-	sockets SocketSnapshot // SharedSocketDir when the daemon started
+	// movedTTRPC: the daemon listens for ttrpc on <Address>.ttrpc2 (RestartOnNewTTRPC).
+	movedTTRPC bool
+	sockets    SocketSnapshot // SharedSocketDir when the daemon started
 }
 
 // Start starts a private containerd for spec, imports the test images, and registers its
@@ -177,10 +179,22 @@ disabled_plugins = [%s]
 [grpc]
   address = %q
 
+[ttrpc]
+  address = %q
+
 [plugins."io.containerd.internal.v1.opt"]
   path = %q
 `, d.Spec.ConfigVersion, filepath.Join(d.Dir, "root"), filepath.Join(d.Dir, "state"),
-		strings.Join(quoted, ", "), d.Address, filepath.Join(d.Dir, "opt")) + extra
+		strings.Join(quoted, ", "), d.Address, d.ttrpcAddress(), filepath.Join(d.Dir, "opt")) + extra
+}
+
+// ttrpcAddress is containerd's ttrpc socket (the shims' TTRPC_ADDRESS, where they publish
+// events): <Address>.ttrpc, or <Address>.ttrpc2 after RestartOnNewTTRPC.
+func (d *Daemon) ttrpcAddress() string {
+	if d.movedTTRPC {
+		return d.Address + ".ttrpc2"
+	}
+	return d.Address + ".ttrpc"
 }
 
 // Env is the environment of the daemon (and so of every shim and runc it starts).
@@ -304,7 +318,7 @@ func (d *Daemon) Leaks(snap SocketSnapshot) Leaks {
 
 // shimSocketsInDir lists sockets in the private dir other than containerd's own.
 func (d *Daemon) shimSocketsInDir() []string {
-	return socketsUnder(d.Dir, map[string]bool{d.Address: true, d.Address + ".ttrpc": true})
+	return socketsUnder(d.Dir, map[string]bool{d.Address: true, d.Address + ".ttrpc": true, d.Address + ".ttrpc2": true})
 }
 
 // WaitClean polls Leaks until it is empty or timeout passes (shims exit, and unmount, a little

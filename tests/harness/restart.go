@@ -4,6 +4,7 @@ package harness
 
 import (
 	"os"
+	"path/filepath"
 	"syscall"
 	"testing"
 	"time"
@@ -53,5 +54,28 @@ func (d *Daemon) Restart(t testing.TB) {
 	}
 	if err := d.startEvents(); err != nil {
 		t.Fatalf("restart ctr events: %v", err)
+	}
+}
+
+// RestartOnNewTTRPC is Restart with containerd's ttrpc socket moved to a new path, after Crash.
+// The shims started before keep publishing to the old path, where nothing listens until the
+// caller calls the returned connect (a symlink old → new). So a test can subscribe to the
+// restarted daemon first and then let the events shims held during the outage through, and
+// cannot miss one that a shim delivers the moment containerd listens again.
+func (d *Daemon) RestartOnNewTTRPC(t testing.TB) (connect func()) {
+	t.Helper()
+	old := d.ttrpcAddress()
+	d.movedTTRPC = true
+	if err := os.WriteFile(filepath.Join(d.Dir, "config.toml"), []byte(d.config()), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.Remove(old); err != nil && !os.IsNotExist(err) { // the crashed daemon's socket
+		t.Fatal(err)
+	}
+	d.Restart(t)
+	return func() {
+		if err := os.Symlink(d.ttrpcAddress(), old); err != nil {
+			t.Fatalf("connect the old ttrpc address: %v", err)
+		}
 	}
 }
