@@ -39,8 +39,8 @@ type loadSize struct {
 	ThreadSlack int
 }
 
-// loadSizes is the size of the run for runtime rt. In CI the reference runs a quarter of the
-// load: it is the baseline of the differential (zero loss on both), not the subject.
+// loadSizes is the size of the run for runtime rt. In CI the reference runs less of the load: it
+// is the baseline of the differential (zero loss on both), not the subject.
 func loadSizes(rt string) loadSize {
 	s := baseLoadSize(rt)
 	// CST_LOAD_LIFECYCLES and CST_LOAD_EXECS override the counts (to reproduce a failure quickly).
@@ -54,7 +54,7 @@ func loadSizes(rt string) loadSize {
 }
 
 func baseLoadSize(rt string) loadSize {
-	if soak() {
+	if soak() { // ours only (TestLoad)
 		return loadSize{Lifecycles: 1000, Execs: 10000, Concurrency: 16, Burst: 500, RSSSlackKiB: 1024, ThreadSlack: 4}
 	}
 	// CI sizes keep the whole reliability set under ~5 minutes on 2 cores: a runc exec costs
@@ -88,7 +88,15 @@ func TestLoad(t *testing.T) {
 	harness.Require(t, harness.Executable(paths.Shim), "%s is not built (run `make build`)", paths.Shim)
 	d := harness.Start(t, harness.Daemons(paths)[0], paths)
 	results := map[string]*loadResult{}
-	for _, rt := range runtimes {
+	rts := runtimes
+	if soak() {
+		// The soak measures this shim. The reference, run at a quarter of the load with 16
+		// workers, fails creates with "ttrpc: closed", loses exits and leaves cgroups behind
+		// (docs/reliability.md, "Soak"), which would fail the run for reasons not ours.
+		rts = []string{harness.RuntimeCustom}
+		t.Logf("soak: %s only (the reference is the CI run's baseline, not the soak's)", harness.RuntimeCustom)
+	}
+	for _, rt := range rts {
 		t.Run(rt, func(t *testing.T) {
 			size := loadSizes(rt)
 			t.Logf("load size: %+v (soak: %v)", size, soak())
@@ -106,16 +114,20 @@ func TestLoad(t *testing.T) {
 	}
 	t.Run("differential", func(t *testing.T) {
 		ref, ours := results[harness.RuntimeRunc], results[harness.RuntimeCustom]
-		if ref == nil || ours == nil {
+		if ours == nil || (ref == nil && !soak()) {
 			t.Fatal("a runtime's run failed: nothing to compare")
 		}
-		for name, r := range map[string]*loadResult{"reference": ref, "ours": ours} {
+		compared := map[string]*loadResult{"ours": ours}
+		if ref != nil {
+			compared["reference"] = ref
+		}
+		for name, r := range compared {
 			t.Logf("%s: %s; shim %s -> %s; zombies %d; lifecycles %s, execs %s; burst %d/%d exits, %d/%d orphans left; "+
 				"State/Kill during a slow create: median %s, max State %s, max Kill %s",
 				name, r.acc, r.before, r.after, r.zombies, r.lifecycles, r.execs, r.burstExits, r.burstWant,
 				r.burstLeft, r.burstOrphans, r.slowCreateMedian, r.slowCreateState, r.slowCreateKill)
 		}
-		for name, r := range map[string]*loadResult{"reference": ref, "ours": ours} {
+		for name, r := range compared {
 			if !r.acc.clean() || r.acc.Exits+r.acc.DroppedExits != r.acc.Processes || r.burstExits != r.burstWant || r.burstLeft != 0 || r.zombies != 0 {
 				t.Errorf("%s lost, duplicated or misordered something: %s", name, r.acc)
 			}
