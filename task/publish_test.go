@@ -171,9 +171,11 @@ func TestRemotePublisherSurvivesContainerdRestart(t *testing.T) {
 		t.Fatalf("event %#v, want the TaskExit 137 of pid 42", v)
 	}
 
-	// containerd restarts.
+	// containerd restarts. (The pause lets the old connection's end reach the client first:
+	// a fake server closed mid-request may still run it, which a dead containerd would not.)
 	stop()
 	_ = os.Remove(path)
+	time.Sleep(100 * time.Millisecond)
 	q.send(&eventstypes.TaskExit{ContainerID: "c2", ID: "c2", Pid: 43})
 	time.Sleep(100 * time.Millisecond)
 	second := &fakeEvents{}
