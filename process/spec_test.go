@@ -45,15 +45,15 @@ func TestReadSpec(t *testing.T) {
 
 func TestHasOwnPIDNamespace(t *testing.T) {
 	for _, tc := range []struct {
-		linux *specs.Linux
+		linux *SpecLinux
 		want  bool
 	}{
 		{nil, true},
-		{&specs.Linux{}, false},
-		{&specs.Linux{Namespaces: []specs.LinuxNamespace{{Type: specs.PIDNamespace}}}, true},
-		{&specs.Linux{Namespaces: []specs.LinuxNamespace{{Type: specs.PIDNamespace, Path: "/proc/1/ns/pid"}}}, false},
+		{&SpecLinux{}, false},
+		{&SpecLinux{Namespaces: []specs.LinuxNamespace{{Type: specs.PIDNamespace}}}, true},
+		{&SpecLinux{Namespaces: []specs.LinuxNamespace{{Type: specs.PIDNamespace, Path: "/proc/1/ns/pid"}}}, false},
 	} {
-		if got := hasOwnPIDNamespace(&specs.Spec{Linux: tc.linux}); got != tc.want {
+		if got := hasOwnPIDNamespace(&Spec{Linux: tc.linux}); got != tc.want {
 			t.Errorf("%+v: got %v, want %v", tc.linux, got, tc.want)
 		}
 	}
