@@ -75,9 +75,9 @@ func (s *service) UnaryServerInterceptor() ttrpc.UnaryServerInterceptor {
 func (s *service) methods() map[string]ttrpc.Method {
 	return map[string]ttrpc.Method{
 		"State":      method(s.State),
-		"Create":     method(s.Create),
-		"Start":      method(s.Start),
-		"Delete":     method(s.Delete),
+		"Create":     s.trimAfter(method(s.Create)),
+		"Start":      s.trimAfter(method(s.Start)),
+		"Delete":     s.trimAfter(method(s.Delete)),
 		"Pids":       method(s.Pids),
 		"Pause":      method(s.Pause),
 		"Resume":     method(s.Resume),
@@ -102,6 +102,15 @@ func method[Req any, PReq interface{ *Req }, Resp any](fn func(context.Context, 
 			return nil, err
 		}
 		return fn(ctx, req)
+	}
+}
+
+// trimAfter arms the shim's memory trim when m returns: these are the requests that start or end
+// processes, after which the shim is idle until the next.
+func (s *service) trimAfter(m ttrpc.Method) ttrpc.Method {
+	return func(ctx context.Context, unmarshal func(any) error) (any, error) {
+		defer s.trim.after()
+		return m(ctx, unmarshal)
 	}
 }
 

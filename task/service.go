@@ -45,6 +45,7 @@ type service struct {
 	router   *exitRouter
 	exits    *exitQueue
 	oom      *oomEvents // OOM hook: task/oom.go
+	trim     *trimmer
 
 	mu         sync.Mutex
 	containers map[string]*container // nil value: id reserved by a Create in flight. Guarded by mu.
@@ -60,6 +61,7 @@ func newService(ctx context.Context, pub *remotePublisher, sd shutdown.Service) 
 		router:     newExitRouter(),
 		exits:      newExitQueue(),
 		containers: map[string]*container{},
+		trim:       newTrimmer(),
 	}
 	s.oom = newOOMEvents(ctx, s.events) // OOM hook: one watcher for all containers
 	ec := reaper.Default.Subscribe()
@@ -68,6 +70,7 @@ func newService(ctx context.Context, pub *remotePublisher, sd shutdown.Service) 
 	go s.events.forward(ctx, pub)
 	sd.RegisterCallback(func(context.Context) error {
 		reaper.Default.Unsubscribe(ec)
+		s.trim.stop()
 		s.oom.close() // OOM hook
 		s.events.closeAndFlush()
 		return pub.Close()
