@@ -195,15 +195,24 @@ func (i *Init) Kill(ctx context.Context, sig uint32, all bool) error {
 func (i *Init) Delete(ctx context.Context) error {
 	i.opMu.Lock()
 	defer i.opMu.Unlock()
-	switch st := i.State(); st {
+	st := i.State()
+	switch st {
 	case Created, Stopped:
 	case Deleted:
 		return fmt.Errorf("container %s: already deleted: %w", i.id, errdefs.ErrNotFound)
 	default:
 		return fmt.Errorf("container %s is %s: cannot delete: %w", i.id, st, errdefs.ErrFailedPrecondition)
 	}
+	// A stopped container is deleted without --force, as the reference shim does: runc's
+	// forced delete goes through its kill path, which sleeps 100 ms before it looks again,
+	// for every container. Should runc not see it stopped yet, force it.
 	m := markLog(i.rt.Log)
-	if err := i.rt.Delete(ctx, i.id, &runc.DeleteOpts{Force: true}); err != nil {
+	err := i.rt.Delete(ctx, i.id, &runc.DeleteOpts{Force: st == Created})
+	if err != nil && st == Stopped && !errdefs.IsNotFound(m.wrap(err, "delete")) {
+		m = markLog(i.rt.Log)
+		err = i.rt.Delete(ctx, i.id, &runc.DeleteOpts{Force: true})
+	}
+	if err != nil {
 		if werr := m.wrap(err, "delete"); !errdefs.IsNotFound(werr) {
 			return fmt.Errorf("container %s: OCI runtime delete failed: %w", i.id, werr)
 		}
