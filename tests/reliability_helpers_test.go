@@ -347,14 +347,16 @@ func account(events []taskEvent, want map[string]*expectation) accounting {
 type procStat struct {
 	FDs     int
 	Threads int
-	RSSKiB  int
+	RSSKiB  int // VmRSS
+	AnonKiB int // RssAnon: the process's private memory, what a leak grows
+	FileKiB int // RssFile: mostly the binary's text, paged in as code paths first run
 }
 
 func (p procStat) String() string {
-	return fmt.Sprintf("fds %d, threads %d, rss %d KiB", p.FDs, p.Threads, p.RSSKiB)
+	return fmt.Sprintf("fds %d, threads %d, rss %d KiB (anon %d, file %d)", p.FDs, p.Threads, p.RSSKiB, p.AnonKiB, p.FileKiB)
 }
 
-// statProc reads the fd count, thread count and VmRSS of pid.
+// statProc reads the fd count, thread count and resident memory of pid.
 func statProc(pid int) (procStat, error) {
 	var s procStat
 	fds, err := os.ReadDir(fmt.Sprintf("/proc/%d/fd", pid))
@@ -376,6 +378,10 @@ func statProc(pid int) (procStat, error) {
 			s.Threads, _ = strconv.Atoi(f[1])
 		case "VmRSS:":
 			s.RSSKiB, _ = strconv.Atoi(f[1])
+		case "RssAnon:":
+			s.AnonKiB, _ = strconv.Atoi(f[1])
+		case "RssFile:":
+			s.FileKiB, _ = strconv.Atoi(f[1])
 		}
 	}
 	return s, nil
