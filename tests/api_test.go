@@ -502,10 +502,17 @@ func scenarioPids(r *row) *observation {
 	return a.observation()
 }
 
-// startExec starts exec id running args and returns it with its exit channel.
+// startExec starts exec id running args with null IO and returns it with its exit channel.
 func (a *apiRow) startExec(ctr containerd.Container, task containerd.Task, id string, args ...string) (containerd.Process, <-chan containerd.ExitStatus) {
 	a.t.Helper()
-	p, err := task.Exec(a.ctx, id, a.processSpec(ctr, args...), cio.NullIO)
+	return a.startExecSpec(task, id, a.processSpec(ctr, args...), cio.NullIO)
+}
+
+// startExecSpec starts exec id of spec with the IO of creator and returns it with its exit
+// channel.
+func (a *apiRow) startExecSpec(task containerd.Task, id string, spec *specs.Process, creator cio.Creator) (containerd.Process, <-chan containerd.ExitStatus) {
+	a.t.Helper()
+	p, err := task.Exec(a.ctx, id, spec, creator)
 	if err != nil {
 		a.t.Fatalf("exec %s: %v", id, err)
 	}

@@ -738,18 +738,7 @@ func scenarioPtyDies(r *row) *observation {
 	spec := a.processSpec(ctr, flood...)
 	spec.Terminal = true
 	out := &counterWriter{}
-	creator := cio.NewCreator(cio.WithStreams(nil, out, nil), cio.WithTerminal, cio.WithFIFODir(a.FifoDir))
-	p, err := task.Exec(a.ctx, "flood", spec, creator)
-	if err != nil {
-		a.t.Fatalf("exec: %v", err)
-	}
-	ch, err := p.Wait(a.ctx)
-	if err != nil {
-		a.t.Fatal(err)
-	}
-	if err := p.Start(a.ctx); err != nil {
-		a.t.Fatalf("start exec: %v", err)
-	}
+	p, ch := a.startExecSpec(task, "flood", spec, cio.NewCreator(cio.WithStreams(nil, out, nil), cio.WithTerminal, cio.WithFIFODir(a.FifoDir)))
 	a.waitFor("1,000 lines through the exec's terminal", func() bool { return out.lines.Load() >= 1000 })
 	if err := syscall.Kill(int(p.Pid()), syscall.SIGKILL); err != nil {
 		a.t.Fatalf("kill the exec: %v", err)
@@ -781,14 +770,7 @@ func scenarioPtyDies(r *row) *observation {
 	echo := a.processSpec(ctr, "echo", "served")
 	echo.Terminal = true
 	var buf syncBuffer
-	p2, err := task.Exec(a.ctx, "after", echo, cio.NewCreator(cio.WithStreams(nil, &buf, nil), cio.WithTerminal, cio.WithFIFODir(a.FifoDir)))
-	if err != nil {
-		a.t.Fatalf("exec after the dead terminal: %v", err)
-	}
-	ch2, _ := p2.Wait(a.ctx)
-	if err := p2.Start(a.ctx); err != nil {
-		a.t.Fatalf("start exec after the dead terminal: %v", err)
-	}
+	p2, ch2 := a.startExecSpec(task, "after", echo, cio.NewCreator(cio.WithStreams(nil, &buf, nil), cio.WithTerminal, cio.WithFIFODir(a.FifoDir)))
 	st2 := <-ch2
 	p2.IO().Wait()
 	p2.Delete(a.ctx)
