@@ -294,8 +294,7 @@ func scenarioReaderDies(r *row) *observation {
 	}
 	// 2000 lines of seq (8.9 KB) per iteration, 10 ms apart (over 100 KB/s here): nobody draining,
 	// both runtimes block within a second. The iteration count goes to /tmp/n.
-	run, sc := ctrCmd(r.runArgs("--fifo-dir", r.FifoDir, harness.ImageBusybox.Ref, id,
-		"sh", "-c", `i=0; while :; do i=$((i+1)); echo $i > /tmp/n; seq 2000; usleep 10000; done`)...)
+	run, sc := ctrCmd(r.runArgs(append([]string{"--fifo-dir", r.FifoDir, harness.ImageBusybox.Ref, id}, flood...)...)...)
 	lines := 0
 	for lines < 1000 && sc.Scan() {
 		lines++
@@ -306,22 +305,7 @@ func scenarioReaderDies(r *row) *observation {
 	}
 	task := r.WaitTask(r.t, id, "RUNNING", eventTimeout)
 	// The counter is read from the host (/proc/PID/root), so that reading it makes no event.
-	counter := func() int {
-		for try := 0; ; try++ {
-			raw, err := os.ReadFile(fmt.Sprintf("/proc/%d/root/tmp/n", task.Pid))
-			if err != nil {
-				r.t.Fatalf("read the counter of %s: %v", id, err)
-			}
-			n, err := strconv.Atoi(strings.TrimSpace(string(raw)))
-			if err == nil {
-				return n
-			}
-			if try == 50 {
-				r.t.Fatalf("counter of %s: %q", id, raw)
-			}
-			time.Sleep(10 * time.Millisecond) // caught between the shell's truncate and write
-		}
-	}
+	counter := func() int { return floodCounter(r.t, uint32(task.Pid)) }
 	time.Sleep(time.Second) // long enough to fill the buffers nobody drains
 	n1 := counter()
 	time.Sleep(1500 * time.Millisecond)
