@@ -69,6 +69,7 @@ func baseLoadSize(rt string) loadSize {
 type loadResult struct {
 	acc              accounting
 	before, after    procStat
+	afterLoad        procStat // after the lifecycles and execs, before the burst
 	zombies          int
 	lifecycles       time.Duration
 	execs            time.Duration
@@ -122,9 +123,9 @@ func TestLoad(t *testing.T) {
 			compared["reference"] = ref
 		}
 		for name, r := range compared {
-			t.Logf("%s: %s; shim %s -> %s; zombies %d; lifecycles %s, execs %s; burst %d/%d exits, %d/%d orphans left; "+
+			t.Logf("%s: %s; shim %s -> %s after the load -> %s at the end; zombies %d; lifecycles %s, execs %s; burst %d/%d exits, %d/%d orphans left; "+
 				"State/Kill during a slow create: median %s, max State %s, max Kill %s",
-				name, r.acc, r.before, r.after, r.zombies, r.lifecycles, r.execs, r.burstExits, r.burstWant,
+				name, r.acc, r.before, r.afterLoad, r.after, r.zombies, r.lifecycles, r.execs, r.burstExits, r.burstWant,
 				r.burstLeft, r.burstOrphans, r.slowCreateMedian, r.slowCreateState, r.slowCreateKill)
 		}
 		for name, r := range compared {
@@ -307,6 +308,14 @@ func runLoad(t *testing.T, d *harness.Daemon, rt string, size loadSize) *loadRes
 	wg.Wait()
 	t.Logf("%d lifecycles in %s (%d failed), %d execs in %s (%d failed)", size.Lifecycles, res.lifecycles,
 		res.lifecycleErrors, size.Execs, res.execs, res.execErrors)
+	// The bound is on the shim after its 10,000 execs: checked here, and again at the end,
+	// after the burst (500 execs blocked at once, a higher peak than anything before it).
+	res.afterLoad = settleBack(t, shim, res.before, size)
+	t.Logf("shim %d after the load: %s (baseline %s)", shim, res.afterLoad, res.before)
+	if rt == harness.RuntimeCustom && res.afterLoad.AnonKiB > res.before.AnonKiB+size.RSSSlackKiB {
+		t.Errorf("after the load: shim RssAnon %d KiB, baseline %d KiB: more than %d KiB growth", res.afterLoad.AnonKiB,
+			res.before.AnonKiB, size.RSSSlackKiB)
+	}
 
 	began = time.Now()
 	burst(t, ctx, res, keepTask, keepExp, procSpec, shim, size.Burst, rec)
@@ -317,19 +326,7 @@ func runLoad(t *testing.T, d *harness.Daemon, rt string, size loadSize) *loadRes
 		res.zombies = len(z)
 		t.Errorf("zombies under shim %d: %v", shim, z)
 	}
-	// fds return to the baseline once the last deletes' closes are done.
-	deadline := time.Now().Add(10 * time.Second)
-	for {
-		res.after, err = statProc(shim)
-		if err != nil {
-			t.Fatal(err)
-		}
-		if (res.after.FDs <= res.before.FDs && res.after.Threads <= res.before.Threads+size.ThreadSlack &&
-			res.after.AnonKiB <= res.before.AnonKiB+size.RSSSlackKiB) || time.Now().After(deadline) {
-			break
-		}
-		time.Sleep(250 * time.Millisecond)
-	}
+	res.after = settleBack(t, shim, res.before, size)
 	t.Logf("shim %d after: %s (baseline %s)", shim, res.after, res.before)
 	switch {
 	case res.after.FDs <= res.before.FDs:
@@ -390,6 +387,25 @@ func runLoad(t *testing.T, d *harness.Daemon, rt string, size loadSize) *loadRes
 		t.Errorf("event stream errors: %v", rec.errs)
 	}
 	return res
+}
+
+// settleBack waits (up to 10 s) for the shim's fds, threads and private memory to come back
+// within the bounds of base (the last deletes' closes, the trim of freed heap pages), and
+// returns where they are then.
+func settleBack(t *testing.T, shim int, base procStat, size loadSize) procStat {
+	t.Helper()
+	deadline := time.Now().Add(10 * time.Second)
+	for {
+		st, err := statProc(shim)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if (st.FDs <= base.FDs && st.Threads <= base.Threads+size.ThreadSlack &&
+			st.AnonKiB <= base.AnonKiB+size.RSSSlackKiB) || time.Now().After(deadline) {
+			return st
+		}
+		time.Sleep(250 * time.Millisecond)
+	}
 }
 
 // burst makes many processes exit within a millisecond: 500 orphans of an exec (reparented to
