@@ -187,7 +187,24 @@ func (p *ProcessIO) openOutput(path string, nonblock bool) (*os.File, error) {
 	if err != nil {
 		return nil, fmt.Errorf("open output fifo %s for writing: %w", path, err)
 	}
+	growPipe(wfd)
 	return os.NewFile(uintptr(wfd), path), nil
+}
+
+// outputPipeSize is the buffer the shim asks of an output fifo. The container writes straight
+// into the client's fifo (no copy in the shim), so the fifo's buffer is all that lies between a
+// write and the reader; the kernel's default of 64 KiB makes a fast writer and its reader take
+// turns every 64 KiB. 256 KiB more than halves those switches (a plain pipe here: 1.4 GiB/s at
+// 64 KiB, 2.2 GiB/s at 256 KiB) and is about the depth a writer gets ahead of its reader with
+// the reference shim, whose copy sits between two 64 KiB pipes with a 32 KiB buffer.
+const outputPipeSize = 256 << 10
+
+// growPipe raises fd's pipe buffer to outputPipeSize, never lowers it, and ignores a refusal
+// (fs.pipe-max-size, a user's pipe quota): the size is a speed-up, not a requirement.
+func growPipe(fd int) {
+	if cur, err := unix.FcntlInt(uintptr(fd), unix.F_GETPIPE_SZ, 0); err == nil && cur < outputPipeSize {
+		_, _ = unix.FcntlInt(uintptr(fd), unix.F_SETPIPE_SZ, outputPipeSize)
+	}
 }
 
 // openFile opens a file:// destination: created if missing (with its directory), appended to,

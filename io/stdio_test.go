@@ -122,3 +122,45 @@ func TestNullAndMissingStdioLeaveNoDescriptor(t *testing.T) {
 		t.Fatalf("descriptors: %d before, %d after", base, got)
 	}
 }
+
+func pipeSize(t *testing.T, f *os.File) int {
+	t.Helper()
+	n, err := unix.FcntlInt(f.Fd(), unix.F_GETPIPE_SZ, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return n
+}
+
+// The output fifo's buffer is raised to outputPipeSize (the container writes into it directly),
+// and one already larger is left alone.
+func TestOutputFifoBufferGrowsNeverShrinks(t *testing.T) {
+	out, big := mkfifo(t, "stdout"), mkfifo(t, "stderr")
+	client, err := os.OpenFile(out, os.O_RDONLY|unix.O_NONBLOCK, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer client.Close()
+	bigClient, err := os.OpenFile(big, os.O_RDONLY|unix.O_NONBLOCK, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer bigClient.Close()
+	if _, err := unix.FcntlInt(bigClient.Fd(), unix.F_SETPIPE_SZ, 1<<20); err != nil {
+		t.Fatal(err)
+	}
+	if n := pipeSize(t, client); n >= outputPipeSize {
+		t.Fatalf("a new fifo already has %d bytes of buffer: the test shows nothing", n)
+	}
+	p, err := Open(Stdio{Stdout: out, Stderr: big}, Config{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer p.Close()
+	if n := pipeSize(t, client); n != outputPipeSize {
+		t.Errorf("stdout fifo buffer %d, want %d", n, outputPipeSize)
+	}
+	if n := pipeSize(t, bigClient); n != 1<<20 {
+		t.Errorf("stderr fifo buffer %d, want the 1 MiB it had", n)
+	}
+}
