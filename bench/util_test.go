@@ -8,6 +8,7 @@ import (
 	"errors"
 	"fmt"
 	"math"
+	"net"
 	"os"
 	"path/filepath"
 	"sort"
@@ -18,7 +19,12 @@ import (
 	"time"
 
 	eventtypes "github.com/containerd/containerd/api/events"
+	eventsapi "github.com/containerd/containerd/api/services/ttrpc/events/v1"
+	"github.com/containerd/containerd/api/types"
 	containerd "github.com/containerd/containerd/v2/client"
+	"github.com/containerd/containerd/v2/pkg/namespaces"
+	"github.com/containerd/containerd/v2/pkg/protobuf"
+	"github.com/containerd/ttrpc"
 	"github.com/containerd/typeurl/v2"
 )
 
@@ -197,6 +203,7 @@ type exitHub struct {
 	mu      sync.Mutex
 	count   map[exitKey]int
 	first   map[exitKey]time.Time
+	stamps  map[exitKey]exitStamps
 	waiters map[exitKey][]chan time.Time
 	errs    atomic.Int64
 }
@@ -204,7 +211,8 @@ type exitHub struct {
 // subscribeExits subscribes to /tasks/exit of namespace ns; it returns once the stream is
 // known to be live (probed with a namespace label update, which publishes /namespaces/update).
 func subscribeExits(ctx context.Context, c *containerd.Client, ns string) (*exitHub, error) {
-	h := &exitHub{count: map[exitKey]int{}, first: map[exitKey]time.Time{}, waiters: map[exitKey][]chan time.Time{}}
+	h := &exitHub{count: map[exitKey]int{}, first: map[exitKey]time.Time{}, stamps: map[exitKey]exitStamps{},
+		waiters: map[exitKey][]chan time.Time{}}
 	ch, errs := c.Subscribe(ctx, `topic=="/tasks/exit"`, `topic=="/namespaces/update"`)
 	live := make(chan struct{})
 	var once sync.Once
@@ -229,7 +237,7 @@ func subscribeExits(ctx context.Context, c *containerd.Client, ns string) (*exit
 				if !ok || env.Namespace != ns {
 					continue
 				}
-				h.record(exitKey{e.ContainerID, e.ID}, now)
+				h.record(exitKey{e.ContainerID, e.ID}, now, exitStamps{Exited: e.ExitedAt.AsTime(), Sent: env.Timestamp})
 			case <-errs:
 				return
 			case <-ctx.Done():
@@ -250,12 +258,19 @@ func subscribeExits(ctx context.Context, c *containerd.Client, ns string) (*exit
 	return nil, errors.New("event stream not live after 50 probes")
 }
 
-func (h *exitHub) record(k exitKey, now time.Time) {
+// exitStamps are the times a shim put on an exit event: the exit as the shim saw it (the event's
+// ExitedAt: when it reaped the process) and the envelope's timestamp (when the shim handed the
+// event to its publisher). With the client's receive time they split an exit's latency into the
+// shim's part and containerd's (both clocks are this machine's).
+type exitStamps struct{ Exited, Sent time.Time }
+
+func (h *exitHub) record(k exitKey, now time.Time, st exitStamps) {
 	h.mu.Lock()
 	defer h.mu.Unlock()
 	h.count[k]++
 	if h.count[k] == 1 {
 		h.first[k] = now
+		h.stamps[k] = st
 	}
 	for _, w := range h.waiters[k] {
 		w <- now
@@ -276,12 +291,20 @@ func (h *exitHub) expect(k exitKey) <-chan time.Time {
 	return w
 }
 
+// stampsOf returns the shim's stamps on the first exit event of k.
+func (h *exitHub) stampsOf(k exitKey) exitStamps {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	return h.stamps[k]
+}
+
 // forget drops what was recorded for k (a container id reused by successive tasks).
 func (h *exitHub) forget(k exitKey) {
 	h.mu.Lock()
 	defer h.mu.Unlock()
 	delete(h.count, k)
 	delete(h.first, k)
+	delete(h.stamps, k)
 	delete(h.waiters, k)
 }
 
@@ -300,4 +323,44 @@ func (h *exitHub) tally(keys []exitKey) (once, missing, dup int) {
 		}
 	}
 	return
+}
+
+// eventForwarder sends events to containerd's ttrpc events service the way a shim does
+// (Events.Forward): the floor of an exit event's delivery.
+type eventForwarder struct{ client *ttrpc.Client }
+
+func dialEvents(address string) (*eventForwarder, error) {
+	conn, err := net.Dial("unix", address)
+	if err != nil {
+		return nil, fmt.Errorf("dial containerd's ttrpc address: %w", err)
+	}
+	return &eventForwarder{client: ttrpc.NewClient(conn)}, nil
+}
+
+func (f *eventForwarder) Close() error { return f.client.Close() }
+
+// timeForward forwards a /tasks/exit of a container that does not exist (exec id) in namespace
+// ns and returns how long it took to reach h's subscription.
+func (f *eventForwarder) timeForward(ctx context.Context, h *exitHub, ns, id string) (time.Duration, error) {
+	k := exitKey{"bench-floor", id}
+	ev := h.expect(k)
+	sent := time.Now()
+	body, err := typeurl.MarshalAnyToProto(&eventtypes.TaskExit{ContainerID: k.Container, ID: id, Pid: 1,
+		ExitStatus: 137, ExitedAt: protobuf.ToTimestamp(sent)})
+	if err != nil {
+		return 0, err
+	}
+	_, err = eventsapi.NewTTRPCEventsClient(f.client).Forward(namespaces.WithNamespace(ctx, ns),
+		&eventsapi.ForwardRequest{Envelope: &types.Envelope{Timestamp: protobuf.ToTimestamp(sent), Namespace: ns,
+			Topic: "/tasks/exit", Event: body}})
+	if err != nil {
+		return 0, fmt.Errorf("forward: %w", err)
+	}
+	select {
+	case got := <-ev:
+		h.forget(k)
+		return got.Sub(sent), nil
+	case <-time.After(30 * time.Second):
+		return 0, fmt.Errorf("forwarded /tasks/exit %v not received within 30s", k)
+	}
 }

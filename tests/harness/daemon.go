@@ -197,6 +197,9 @@ func (d *Daemon) ttrpcAddress() string {
 	return d.Address + ".ttrpc"
 }
 
+// TTRPCAddress is the socket where shims publish their events to the daemon.
+func (d *Daemon) TTRPCAddress() string { return d.ttrpcAddress() }
+
 // Env is the environment of the daemon (and so of every shim and runc it starts).
 func (d *Daemon) Env() []string {
 	return []string{"PATH=" + filepath.Join(d.Dir, "bin") + ":/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"}
