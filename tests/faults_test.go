@@ -264,7 +264,7 @@ func scenarioRuntimeFaults(r *row) *observation {
 
 // A client reading a container's stdout dies mid-stream (ctr run, attached, SIGKILLed): the
 // container and the shim keep running. Nobody drains the output meanwhile, so the writer blocks
-// once the buffers are full (ours: the client's fifo, 64 KiB; the reference copies container
+// once the buffers are full (ours: the client's fifo, which the shim sizes to 256 KiB; the reference copies container
 // pipe -> fifo, so it blocks after two buffers): that is the trade-off of docs/reliability.md, and
 // what is asserted is what matters: the process is alive (not killed by SIGPIPE), the task is
 // RUNNING, the shim serves an exec, and once a new reader attaches (`ctr tasks attach`, on the
@@ -293,7 +293,7 @@ func scenarioReaderDies(r *row) *observation {
 		_ = cmd.Wait()
 	}
 	// 2000 lines of seq (8.9 KB) per iteration, 10 ms apart (over 100 KB/s here): nobody draining,
-	// both runtimes block within a second. The iteration count goes to /tmp/n.
+	// both runtimes block within a few seconds (logged, not asserted). The iteration count goes to /tmp/n.
 	run, sc := ctrCmd(r.runArgs(append([]string{"--fifo-dir", r.FifoDir, harness.ImageBusybox.Ref, id}, flood...)...)...)
 	lines := 0
 	for lines < 1000 && sc.Scan() {
