@@ -446,6 +446,7 @@ func (b *bench) initExitLatency(ctr containerd.Container) (exitTiming, error) {
 	<-ch
 	return tm, nil
 }
+
 // killAndTime SIGKILLs pid through a pidfd, takes the exit time when the pidfd turns readable,
 // and returns how long after that the exit event of k reached the client, and was sent by the
 // shim.

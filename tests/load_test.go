@@ -76,7 +76,7 @@ func baseLoadSize(rt string) loadSize {
 			RepeatSlackKiB: 1024, ThreadSlack: 4}
 	}
 	return loadSize{Lifecycles: 50, Execs: 400, Concurrency: 8, Burst: 50, RSSSlackKiB: 4096, EndSlackKiB: 4096,
-			RepeatSlackKiB: 1024, ThreadSlack: 4}
+		RepeatSlackKiB: 1024, ThreadSlack: 4}
 }
 
 // loadResult is what a load run saw, compared between the runtimes.
