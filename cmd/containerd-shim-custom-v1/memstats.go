@@ -1,9 +1,9 @@
 //go:build linux && memstats
 
 // A diagnostic build (`go build -tags memstats`, never the shipped binary): on SIGUSR2 the shim
-// writes the Go runtime's memory classes, its goroutine count and a heap profile to
-// /tmp/shim-mem-PID-N.txt and .heap, to tell a leak from the runtime's high-water marks (see
-// docs/reliability.md, "soak memory").
+// writes the Go runtime's memory classes and its RSS (/tmp/shim-mem-PID-N.txt), its smaps
+// (.smaps), a heap profile (.heap) and its goroutines (.goroutines), to tell a leak from the
+// runtime's high-water marks (see docs/reliability.md, "Soak memory").
 package main
 
 import (
