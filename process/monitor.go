@@ -34,21 +34,31 @@ func NewMonitor() Monitor {
 
 // Start starts c (at most maxConcurrentStarts forks at a time) and subscribes to its exit.
 func (m Monitor) Start(c *exec.Cmd) (chan runc.Exit, error) {
-	m.starts <- struct{}{}
-	defer func() { <-m.starts }()
-	return m.Monitor.Start(c)
+	return m.start(c, m.Monitor.Start)
 }
 
 // StartLocked is Start with the forking goroutine locked to its thread.
 func (m Monitor) StartLocked(c *exec.Cmd) (chan runc.Exit, error) {
-	m.starts <- struct{}{}
-	defer func() { <-m.starts }()
-	return m.Monitor.StartLocked(c)
+	return m.start(c, m.Monitor.StartLocked)
 }
 
-// Wait waits for c's exit status from the reaper, then releases c's process handle.
+// start takes a start slot and counts the child as live (threads.go) until Wait.
+func (m Monitor) start(c *exec.Cmd, start func(*exec.Cmd) (chan runc.Exit, error)) (chan runc.Exit, error) {
+	m.starts <- struct{}{}
+	defer func() { <-m.starts }()
+	childStarting()
+	ec, err := start(c)
+	if err != nil {
+		childDone()
+	}
+	return ec, err
+}
+
+// Wait waits for c's exit status from the reaper, then releases c's process handle. Call it once
+// for each successful Start.
 func (m Monitor) Wait(c *exec.Cmd, ec chan runc.Exit) (int, error) {
 	status, err := m.Monitor.Wait(c, ec)
+	childDone()
 	if c.Process != nil {
 		_ = c.Process.Release()
 	}

@@ -1,0 +1,91 @@
+//go:build linux
+
+package process
+
+import (
+	"bytes"
+	"os"
+	"runtime"
+	"strconv"
+	"sync"
+)
+
+// Idle OS threads. The Go runtime starts an OS thread whenever goroutines wait to run while
+// others are blocked in system calls, and keeps every thread it ever started. Under load the
+// shim's requests block in many calls at once (unmounts, reads of /proc/self/mountinfo,
+// unlinks, the runtime's own madvise: a perf trace of a 300-lifecycle, 3,000-exec run saw
+// umount2 average 30 ms and 300 unlinks over 1 ms), so after a burst the shim kept 3 to 5
+// threads more than before it, for its whole life. A thread ends only when a goroutine locked
+// to it (runtime.LockOSThread) returns without unlocking: EndIdleThreads does that.
+//
+// The hazard is the parent-death signal. runc is started with PdeathSignal SIGKILL (so a dying
+// shim takes its half-done runc calls with it, as with the reference shim), and Linux sends it
+// when the thread that forked the child ends, not the process. So a thread may end only while
+// no such child is alive: Monitor counts them from before the fork to the end of the wait, and
+// EndIdleThreads runs only at zero and holds new forks off while it works.
+var children struct {
+	sync.Mutex
+	live int // children started by Monitor and not yet waited for
+}
+
+func childStarting() {
+	children.Lock()
+	children.live++
+	children.Unlock()
+}
+
+func childDone() {
+	children.Lock()
+	children.live--
+	children.Unlock()
+}
+
+// EndIdleThreads ends OS threads of the process until keep remain, and returns how many it
+// ended. It ends none, and reports false, while a child started through Monitor is alive. A Start whose Wait never
+// comes (go-runc returns early when closing the stdio after a start fails) leaves the count
+// above zero: threads are then kept, which is the safe side.
+//
+// Each thread ended is the one running the ending goroutine; the runtime hands its processor
+// to an idle thread, so ending more threads than are idle only makes the runtime start new
+// ones: keep should be what the shim needs when it is quiet.
+func EndIdleThreads(keep int) (ended int, ok bool) {
+	children.Lock()
+	defer children.Unlock()
+	if children.live > 0 {
+		return 0, false
+	}
+	n := ThreadCount() - keep
+	for i := 0; i < n; i++ {
+		endThread()
+	}
+	return max(n, 0), true
+}
+
+// endThread ends the OS thread that runs a new goroutine: it returns locked to it.
+func endThread() {
+	done := make(chan struct{})
+	go func() {
+		runtime.LockOSThread()
+		close(done)
+	}()
+	<-done
+}
+
+// ThreadCount is the number of OS threads of the process (Threads: in /proc/self/status), or 0
+// if it cannot be read.
+func ThreadCount() int {
+	b, err := os.ReadFile("/proc/self/status")
+	if err != nil {
+		return 0
+	}
+	_, rest, ok := bytes.Cut(b, []byte("\nThreads:"))
+	if !ok {
+		return 0
+	}
+	line, _, _ := bytes.Cut(rest, []byte("\n"))
+	n, err := strconv.Atoi(string(bytes.TrimSpace(line)))
+	if err != nil {
+		return 0
+	}
+	return n
+}
