@@ -6,6 +6,7 @@ import (
 	"bytes"
 	"os"
 	"runtime"
+	"runtime/metrics"
 	"strconv"
 	"sync"
 )
@@ -59,6 +60,25 @@ func EndIdleThreads(keep int) (ended int, ok bool) {
 		endThread()
 	}
 	return max(n, 0), true
+}
+
+// QuietThreads is how many OS threads a quiet process keeps: one per processor (GOMAXPROCS), so
+// that the next requests run without starting threads; one per goroutine blocked in a system
+// call (the OOM watcher's epoll_wait), which no trim can end; and four of the Go runtime's own:
+// the main thread, sysmon, the template thread that starts threads for locked goroutines, and
+// the one waiting in the network poller. Ending fewer threads than this is harmless (they are
+// idle: the runtime starts one again, in tens of microseconds, when it needs it); ending more
+// only makes the runtime start others at once.
+func QuietThreads() int {
+	s := []metrics.Sample{{Name: "/sched/gomaxprocs:threads"}, {Name: "/sched/goroutines/not-in-go:goroutines"}}
+	metrics.Read(s)
+	n := 4
+	for _, v := range s {
+		if v.Value.Kind() == metrics.KindUint64 {
+			n += int(v.Value.Uint64())
+		}
+	}
+	return n
 }
 
 // endThread ends the OS thread that runs a new goroutine: it returns locked to it.

@@ -23,10 +23,10 @@ const trimDelay = 200 * time.Millisecond
 // held for the shim's whole life). A trim is one forced GC of that small heap (1-2 ms of CPU, a
 // stop-the-world under 1 ms) plus madvise of the free pages, off the request path.
 //
-// OS threads: the first trim notes how many the shim has, set up and quiet (the Go runtime's
-// own, the ttrpc server's, the OOM watcher's); each later one ends those a burst of blocking
-// calls added (process.EndIdleThreads). If a runc child is alive at that moment (a Kill, a
-// Stats), no thread may end, and the trim is tried again trimDelay later.
+// OS threads: the Go runtime keeps every thread a burst of blocking system calls made it start;
+// the trim ends them down to what a quiet shim needs (process.EndIdleThreads, QuietThreads). If
+// a runc child is alive at that moment (a Kill, a Stats), no thread may end, and the trim is tried
+// again trimDelay later.
 type trimmer struct {
 	t       *time.Timer
 	mu      sync.Mutex // a timer Reset after it fired may start the next trim beside this one
@@ -34,21 +34,13 @@ type trimmer struct {
 }
 
 // newTrimmer arms the first trim, for what setting up the server left behind.
-func newTrimmer() *trimmer { return newTrimmerFunc(trimThreadsAndHeap()) }
+func newTrimmer() *trimmer { return newTrimmerFunc(trimThreadsAndHeap) }
 
 // trimThreadsAndHeap is the shim's trim; it reports false if it must be tried again.
-func trimThreadsAndHeap() func() bool {
-	keep := 0
-	return func() bool {
-		done := true
-		if keep == 0 {
-			keep = process.ThreadCount()
-		} else {
-			_, done = process.EndIdleThreads(keep)
-		}
-		debug.FreeOSMemory()
-		return done
-	}
+func trimThreadsAndHeap() bool {
+	_, done := process.EndIdleThreads(process.QuietThreads())
+	debug.FreeOSMemory()
+	return done
 }
 
 // newTrimmerFunc is newTrimmer with another trim (tests).
