@@ -141,7 +141,7 @@ fuzz: ## run every fuzz target for FUZZTIME (default 30s each)
 		$(GOTEST) -run '^$$' -fuzz "^$$name\$$" -fuzztime $(FUZZTIME) ./$$pkg || exit 1; \
 	done
 
-soak: build images ## long load test (root): 1,000 lifecycles and 10,000 execs per runtime (CST_SOAK=1), see docs/reliability.md
+soak: build images ## long load test (root): 1,000 lifecycles and 10,000 execs through this shim (CST_SOAK=1), see docs/reliability.md
 	@echo "$(WHALE) $@"
 	CST_SOAK=1 $(GOTEST) -tags integration -v -count=1 -timeout $(SOAK_TIMEOUT) -run '^TestLoad$$' ./tests/ $(TESTFLAGS)
 
