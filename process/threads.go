@@ -42,9 +42,9 @@ func childDone() {
 }
 
 // EndIdleThreads ends OS threads of the process until keep remain, and returns how many it
-// ended. It ends none, and reports false, while a child started through Monitor is alive. A Start whose Wait never
-// comes (go-runc returns early when closing the stdio after a start fails) leaves the count
-// above zero: threads are then kept, which is the safe side.
+// ended. It ends none, and reports false, while a child started through Monitor is alive. A
+// Start whose Wait never comes (go-runc returns early when closing the stdio after a start
+// fails) leaves the count above zero: threads are then kept, which is the safe side.
 //
 // Each thread ended is the one running the ending goroutine; the runtime hands its processor
 // to an idle thread, so ending more threads than are idle only makes the runtime start new

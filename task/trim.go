@@ -5,6 +5,7 @@ package task
 import (
 	"runtime/debug"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/custom-shim/containerd-shim-custom-v1/process"
@@ -25,42 +26,60 @@ const trimDelay = 200 * time.Millisecond
 //
 // OS threads: the Go runtime keeps every thread a burst of blocking system calls made it start;
 // the trim ends them down to what a quiet shim needs (process.EndIdleThreads, QuietThreads). If
-// a runc child is alive at that moment (a Kill, a Stats), no thread may end, and the trim is tried
-// again trimDelay later.
+// a runc child is alive at that moment (a Kill, a Stats), no thread may end: the threads alone
+// are tried again, trimDelay later, then twice as late each time up to trimRetryMax (a child
+// that is never waited for, see EndIdleThreads, must not keep an idle shim waking up).
 type trimmer struct {
 	t       *time.Timer
 	mu      sync.Mutex // a timer Reset after it fired may start the next trim beside this one
 	stopped bool
+	retry   atomic.Int64 // 0: the next trim is a full one; else the delay (ns) after this retry
 }
+
+// trimRetryMax bounds the delay between retries of the thread trim.
+const trimRetryMax = 30 * time.Second
 
 // newTrimmer arms the first trim, for what setting up the server left behind.
 func newTrimmer() *trimmer { return newTrimmerFunc(trimThreadsAndHeap) }
 
-// trimThreadsAndHeap is the shim's trim; it reports false if it must be tried again.
-func trimThreadsAndHeap() bool {
+// trimThreadsAndHeap is the shim's trim (heap pages on a full trim, not on a retry); it reports
+// false if the threads must be tried again.
+func trimThreadsAndHeap(retry bool) bool {
 	_, done := process.EndIdleThreads(process.QuietThreads())
-	debug.FreeOSMemory()
+	if !retry {
+		debug.FreeOSMemory()
+	}
 	return done
 }
 
 // newTrimmerFunc is newTrimmer with another trim (tests).
-func newTrimmerFunc(trim func() bool) *trimmer {
+func newTrimmerFunc(trim func(retry bool) bool) *trimmer {
 	t := &trimmer{}
 	t.mu.Lock() // the first trim may fire before t.t is set
 	defer t.mu.Unlock()
 	t.t = time.AfterFunc(trimDelay, func() {
 		t.mu.Lock()
 		defer t.mu.Unlock()
-		if !t.stopped && !trim() {
-			t.t.Reset(trimDelay)
+		if t.stopped {
+			return
 		}
+		retry := time.Duration(t.retry.Load())
+		if trim(retry != 0) {
+			t.retry.Store(0)
+			return
+		}
+		retry = min(max(2*retry, trimDelay), trimRetryMax)
+		t.retry.Store(int64(retry))
+		t.t.Reset(retry)
 	})
 	return t
 }
 
-// after (re)arms the trim: it runs trimDelay after the last call. Safe for concurrent use.
+// after (re)arms the trim: a full one runs trimDelay after the last call. Safe for concurrent
+// use.
 func (t *trimmer) after() {
 	if t != nil {
+		t.retry.Store(0)
 		t.t.Reset(trimDelay)
 	}
 }
