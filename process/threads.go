@@ -6,9 +6,9 @@ import (
 	"bytes"
 	"os"
 	"runtime"
-	"runtime/metrics"
 	"strconv"
 	"sync"
+	"time"
 )
 
 // Idle OS threads. The Go runtime starts an OS thread whenever goroutines wait to run while
@@ -48,38 +48,35 @@ func childDone() {
 //
 // Each thread ended is the one running the ending goroutine; the runtime hands its processor
 // to an idle thread, so ending more threads than are idle only makes the runtime start new
-// ones: keep should be what the shim needs when it is quiet.
+// ones: keep should be what the shim needs when it is quiet (QuietThreads).
 func EndIdleThreads(keep int) (ended int, ok bool) {
 	children.Lock()
 	defer children.Unlock()
 	if children.live > 0 {
 		return 0, false
 	}
-	n := ThreadCount() - keep
-	for i := 0; i < n; i++ {
-		endThread()
+	// A round may fall short: a goroutine locked to the main thread does not end it (the runtime
+	// parks that thread for good instead), and ended threads leave /proc a moment later.
+	for round := 0; round < 3; round++ {
+		n := ThreadCount() - keep
+		if n <= 0 {
+			break
+		}
+		for i := 0; i < n; i++ {
+			endThread()
+		}
+		ended += n
+		time.Sleep(2 * time.Millisecond)
 	}
-	return max(n, 0), true
+	return ended, true
 }
 
 // QuietThreads is how many OS threads a quiet process keeps: one per processor (GOMAXPROCS), so
-// that the next requests run without starting threads; one per goroutine blocked in a system
-// call (the OOM watcher's epoll_wait), which no trim can end; and four of the Go runtime's own:
-// the main thread, sysmon, the template thread that starts threads for locked goroutines, and
-// the one waiting in the network poller. Ending fewer threads than this is harmless (they are
-// idle: the runtime starts one again, in tens of microseconds, when it needs it); ending more
-// only makes the runtime start others at once.
-func QuietThreads() int {
-	s := []metrics.Sample{{Name: "/sched/gomaxprocs:threads"}, {Name: "/sched/goroutines/not-in-go:goroutines"}}
-	metrics.Read(s)
-	n := 4
-	for _, v := range s {
-		if v.Value.Kind() == metrics.KindUint64 {
-			n += int(v.Value.Uint64())
-		}
-	}
-	return n
-}
+// that the next requests run without starting threads; blocked, the goroutines that hold a
+// thread for good in a system call, which no trim can end; and four of the Go runtime's own: the
+// main thread, sysmon, the template thread that starts threads for locked goroutines, and the one
+// waiting in the network poller. A fixed count, so that every trim ends at the same place.
+func QuietThreads(blocked int) int { return runtime.GOMAXPROCS(0) + 4 + blocked }
 
 // endThread ends the OS thread that runs a new goroutine: it returns locked to it.
 func endThread() {

@@ -61,9 +61,15 @@ func newService(ctx context.Context, pub *remotePublisher, sd shutdown.Service) 
 		router:     newExitRouter(),
 		exits:      newExitQueue(),
 		containers: map[string]*container{},
-		trim:       newTrimmer(),
 	}
 	s.oom = newOOMEvents(ctx, s.events) // OOM hook: one watcher for all containers
+	// Goroutines that hold an OS thread for good: os/signal's loop (pkg/shim's signal handling;
+	// it waits in the runtime's signal queue as in a system call) and the OOM watcher's epoll_wait.
+	blocked := 1
+	if s.oom.w != nil {
+		blocked++
+	}
+	s.trim = newTrimmer(blocked)
 	ec := reaper.Default.Subscribe()
 	go s.pump(ec)
 	go s.dispatch()

@@ -39,17 +39,19 @@ type trimmer struct {
 // trimRetryMax bounds the delay between retries of the thread trim.
 const trimRetryMax = 30 * time.Second
 
-// newTrimmer arms the first trim, for what setting up the server left behind.
-func newTrimmer() *trimmer { return newTrimmerFunc(trimThreadsAndHeap) }
-
-// trimThreadsAndHeap is the shim's trim (heap pages on a full trim, not on a retry); it reports
-// false if the threads must be tried again.
-func trimThreadsAndHeap(retry bool) bool {
-	_, done := process.EndIdleThreads(process.QuietThreads())
-	if !retry {
-		debug.FreeOSMemory()
-	}
-	return done
+// newTrimmer arms the first trim, for what setting up the server left behind. blocked is the
+// number of the shim's goroutines that hold an OS thread for good (process.QuietThreads).
+func newTrimmer(blocked int) *trimmer {
+	keep := process.QuietThreads(blocked)
+	// The shim's trim: threads, then (not on a retry) heap pages; false if the threads must be
+	// tried again.
+	return newTrimmerFunc(func(retry bool) bool {
+		_, done := process.EndIdleThreads(keep)
+		if !retry {
+			debug.FreeOSMemory()
+		}
+		return done
+	})
 }
 
 // newTrimmerFunc is newTrimmer with another trim (tests).
