@@ -212,12 +212,17 @@ func (i *Init) keepCriuLog(ctx context.Context, src, name string) string {
 }
 
 // criuFailure adds where criu's log is to a failed checkpoint or restore. Only the first line
-// of the runtime's message is kept: criu's own output follows it and belongs in the log.
+// of the runtime's message is kept: criu's own output follows it and belongs in the log. A
+// criu the runtime cannot run at all (runc: "CRIU version check failed", its first step, e.g.
+// no criu on PATH) is FailedPrecondition: the node lacks what the request needs.
 func criuFailure(err error, where string) error {
 	msg, _, _ := strings.Cut(err.Error(), "\n")
 	var class error = errdefs.ErrUnknown
-	if errdefs.IsNotFound(err) {
+	switch {
+	case errdefs.IsNotFound(err):
 		class = errdefs.ErrNotFound
+	case strings.Contains(strings.ToLower(msg), "criu version check failed"):
+		class = errdefs.ErrFailedPrecondition
 	}
 	return fmt.Errorf("%s (%s): %w", msg, where, class)
 }

@@ -20,7 +20,8 @@ import (
 // fakeRuntime is an OCI runtime stand-in: it appends its arguments (one call per line) to
 // record and, by verb:
 //   - checkpoint: with FAKE_FAIL set, writes a dump.log into --work-path and a JSON error line
-//     into --log, and fails like runc does when criu fails; else writes a marker image file;
+//     into --log, and fails like runc does when criu fails; with FAKE_NO_CRIU set, fails like
+//     runc does when it finds no criu; else writes a marker image file;
 //   - restore: writes the pid $FAKE_PID to --pid-file;
 //   - anything else succeeds.
 const fakeRuntime = `
@@ -40,6 +41,10 @@ while [ $# -gt 0 ]; do
 done
 case "$verb" in
 checkpoint)
+	if [ -n "$FAKE_NO_CRIU" ]; then
+		printf '%s\n' '{"level":"error","msg":"CRIU version check failed: exec: \"criu\": executable file not found in $PATH","time":"x"}' >> "$log"
+		exit 1
+	fi
 	if [ -n "$FAKE_FAIL" ]; then
 		mkdir -p "$work"
 		echo "Error (criu/cr-dump.c:1234): Dumping FAILED." > "$work/dump.log"
@@ -203,6 +208,24 @@ func TestCheckpointFailurePointsAtCriuLog(t *testing.T) {
 	}
 	if st := i.State(); st != Running {
 		t.Errorf("state after a failed checkpoint = %s, want running", st)
+	}
+}
+
+// A runtime that finds no criu: FailedPrecondition, naming the container and criu's trouble.
+func TestCheckpointWithoutCriu(t *testing.T) {
+	i, _ := newFakeInit(t, &Options{}, Running)
+	t.Setenv("FAKE_NO_CRIU", "1")
+	err := i.Checkpoint(context.Background(), CheckpointConfig{ImagePath: filepath.Join(t.TempDir(), "img")})
+	if !errdefs.IsFailedPrecondition(err) {
+		t.Fatalf("error %v: want class FailedPrecondition", err)
+	}
+	for _, want := range []string{"container c1", "CRIU version check failed", "executable file not found"} {
+		if !strings.Contains(err.Error(), want) {
+			t.Errorf("error %q: want %q", err, want)
+		}
+	}
+	if st := i.State(); st != Running {
+		t.Errorf("state after a refused checkpoint = %s, want running", st)
 	}
 }
 
