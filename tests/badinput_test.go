@@ -9,8 +9,10 @@ package tests
 import (
 	"context"
 	"encoding/json"
+	"fmt"
 	"net"
 	"os"
+	"path"
 	"path/filepath"
 	"strings"
 	"testing"
@@ -113,6 +115,59 @@ func TestBadInput(t *testing.T) {
 	}
 	okBundle := badBundle(t, string(validSpec))
 
+	// rowT is the subtest of the row being run: a row that sets up a container of its own fails
+	// it when the setup fails (an error it returned would be judged as the row's answer).
+	var rowT *testing.T
+	// startC1 runs c1 beside the live container, in its shim: the live container's rootfs (read
+	// only) and spec, a cgroup of its own, the OCI runtime binary (runc if ""). A row that
+	// starts it removes it (stopC1) before it returns; should the row fail first, its cleanup does.
+	startC1 := func(ctx context.Context, s taskAPI.TTRPCTaskService, binary string) {
+		t := rowT
+		t.Helper()
+		var sp specs.Spec
+		if err := json.Unmarshal(validSpec, &sp); err != nil {
+			t.Fatal(err)
+		}
+		sp.Root = &specs.Root{Path: filepath.Join(liveBundle, "rootfs"), Readonly: true}
+		if sp.Linux != nil && sp.Linux.CgroupsPath != "" {
+			sp.Linux.CgroupsPath = path.Join(path.Dir(sp.Linux.CgroupsPath), live+"-c1")
+		}
+		b, err := json.Marshal(sp)
+		if err != nil {
+			t.Fatal(err)
+		}
+		req := &taskAPI.CreateTaskRequest{ID: "c1", Bundle: badBundle(t, string(b))}
+		if binary != "" {
+			req.Options = runcOpts(&options.Options{BinaryName: binary})
+		}
+		if _, err := s.Create(ctx, req); err != nil {
+			t.Fatalf("setup: create c1: %v", err)
+		}
+		t.Cleanup(func() {
+			_, _ = s.Kill(ctx, &taskAPI.KillRequest{ID: "c1", Signal: 9})
+			_, _ = s.Wait(ctx, &taskAPI.WaitRequest{ID: "c1"})
+			_, _ = s.Delete(ctx, &taskAPI.DeleteRequest{ID: "c1"})
+		})
+		if _, err := s.Start(ctx, &taskAPI.StartRequest{ID: "c1"}); err != nil {
+			t.Fatalf("setup: start c1: %v", err)
+		}
+	}
+	stopC1 := func(ctx context.Context, s taskAPI.TTRPCTaskService) {
+		t := rowT
+		t.Helper()
+		if _, err := s.Kill(ctx, &taskAPI.KillRequest{ID: "c1", Signal: 9}); err != nil {
+			t.Fatalf("kill c1: %v", err)
+		}
+		if w, err := s.Wait(ctx, &taskAPI.WaitRequest{ID: "c1"}); err != nil || w.ExitStatus != 137 {
+			t.Fatalf("wait c1: %v, %v; want status 137", w, err)
+		}
+		if _, err := s.Delete(ctx, &taskAPI.DeleteRequest{ID: "c1"}); err != nil {
+			t.Fatalf("delete c1: %v", err)
+		}
+	}
+	// The pinned runc with no criu on its PATH (runc runs criu from PATH).
+	noCriu := runtimeWrapper(t, paths.Runc(), "runc-without-criu", "PATH=/nonexistent; export PATH\n")
+
 	table := []badRequest{
 		{"create: empty id", "InvalidArgument", create("", okBundle, nil)},
 		{"create: id too long", "InvalidArgument", create(strings.Repeat("a", 200), okBundle, nil)},
@@ -164,6 +219,12 @@ func TestBadInput(t *testing.T) {
 		}},
 		{"delete: unknown container", "NotFound", func(ctx context.Context, s taskAPI.TTRPCTaskService) error {
 			_, err := s.Delete(ctx, &taskAPI.DeleteRequest{ID: "nope"})
+			return err
+		}},
+		{"delete: container deleted already", "NotFound", func(ctx context.Context, s taskAPI.TTRPCTaskService) error {
+			startC1(ctx, s, "")
+			stopC1(ctx, s)
+			_, err := s.Delete(ctx, &taskAPI.DeleteRequest{ID: "c1"})
 			return err
 		}},
 		{"delete: running container", "FailedPrecondition", func(ctx context.Context, s taskAPI.TTRPCTaskService) error {
@@ -262,9 +323,23 @@ func TestBadInput(t *testing.T) {
 			_, err := s.Checkpoint(ctx, &taskAPI.CheckpointTaskRequest{ID: "nope", Path: t.TempDir()})
 			return err
 		}},
+		{"checkpoint: no criu", "FailedPrecondition", func(ctx context.Context, s taskAPI.TTRPCTaskService) error {
+			startC1(ctx, s, noCriu)
+			_, err := s.Checkpoint(ctx, &taskAPI.CheckpointTaskRequest{ID: "c1", Path: rowT.TempDir()})
+			if msg := fmt.Sprint(err); !strings.Contains(msg, "c1") || !strings.Contains(msg, "criu") {
+				rowT.Errorf("checkpoint error %q: want one naming c1 and criu", msg)
+			}
+			// The container runs on, untouched by the failed checkpoint.
+			if st, serr := s.State(ctx, &taskAPI.StateRequest{ID: "c1"}); serr != nil || st.Status.String() != "RUNNING" {
+				rowT.Errorf("c1 after the failed checkpoint: %v, %v; want RUNNING", st, serr)
+			}
+			stopC1(ctx, s)
+			return err
+		}},
 	}
 	for _, tc := range table {
 		t.Run(tc.name, func(t *testing.T) {
+			rowT = t
 			cctx, cancel := context.WithTimeout(ctx, 20*time.Second)
 			defer cancel()
 			err := errgrpc.ToNative(tc.call(cctx, shim))
