@@ -94,40 +94,6 @@ func TestRootV1OOMKill(t *testing.T) {
 	}
 }
 
-// Add by pid resolves the memory cgroup of a live process.
-func TestRootV1AddByPid(t *testing.T) {
-	root := requireRootV1(t)
-	dir := memcg(t, root, fmt.Sprintf("oomtest-%d-pid", os.Getpid()), 16<<20)
-	cmd := exec.Command("/bin/sh", "-c", `echo $$ > "$1/cgroup.procs" && read x`, "sh", dir)
-	stdin, err := cmd.StdinPipe()
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := cmd.Start(); err != nil {
-		t.Fatal(err)
-	}
-	defer func() { stdin.Close(); _ = cmd.Wait() }()
-	waitFor(t, "process in cgroup", func() bool {
-		raw, _ := os.ReadFile(filepath.Join(dir, "cgroup.procs"))
-		return string(raw) == fmt.Sprintf("%d\n", cmd.Process.Pid)
-	})
-	got, err := CgroupDir(V1, cmd.Process.Pid)
-	if err != nil || got != dir {
-		t.Fatalf("CgroupDir: %q, %v; want %q", got, err, dir)
-	}
-	r := newRecorder()
-	w := newTestWatcher(t, V1, r)
-	if err := w.Add("c1", cmd.Process.Pid); err != nil {
-		t.Fatal(err)
-	}
-	if w.Len() != 1 {
-		t.Fatal("not watched")
-	}
-	if _, err := CgroupDir(V1, 1<<30); err == nil {
-		t.Fatal("CgroupDir of a missing pid succeeded")
-	}
-}
-
 // Removing a watched v1 cgroup signals its eventfd: the watch releases its fd by itself.
 func TestRootV1RemovedCgroupReleases(t *testing.T) {
 	root := requireRootV1(t)

@@ -13,8 +13,6 @@ import (
 	"strconv"
 	"strings"
 
-	"github.com/containerd/cgroups/v3/cgroup1"
-	"github.com/containerd/cgroups/v3/cgroup2"
 	"github.com/containerd/errdefs"
 	"golang.org/x/sys/unix"
 )
@@ -65,37 +63,6 @@ func (m Mode) open(dir string) (source, error) {
 	}
 	return nil, fmt.Errorf("%s: %w", m, errdefs.ErrNotImplemented)
 }
-
-// CgroupDir returns the directory of pid's cgroup that a Watcher of mode m watches: the
-// memory controller's directory on cgroup v1, the unified group on v2.
-func CgroupDir(m Mode, pid int) (string, error) {
-	switch m {
-	case V1:
-		rel, err := cgroup1.PidPath(pid)(cgroup1.Memory)
-		if err != nil {
-			return "", notFoundIfGone(fmt.Errorf("memory cgroup of pid %d: %w", pid, err))
-		}
-		subsystems, err := cgroup1.Default()
-		if err != nil {
-			return "", fmt.Errorf("cgroup v1 hierarchy: %w", err)
-		}
-		for _, s := range subsystems {
-			if p, ok := s.(interface{ Path(string) string }); ok && s.Name() == cgroup1.Memory {
-				return p.Path(rel), nil
-			}
-		}
-		return "", fmt.Errorf("no cgroup v1 memory controller mounted: %w", errdefs.ErrNotImplemented)
-	case V2:
-		g, err := cgroup2.PidGroupPath(pid)
-		if err != nil {
-			return "", notFoundIfGone(fmt.Errorf("cgroup of pid %d: %w", pid, err))
-		}
-		return filepath.Join(unifiedMountpoint, g), nil
-	}
-	return "", fmt.Errorf("%s: %w", m, errdefs.ErrNotImplemented)
-}
-
-const unifiedMountpoint = "/sys/fs/cgroup"
 
 func notFoundIfGone(err error) error {
 	if isGone(err) {

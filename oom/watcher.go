@@ -141,16 +141,6 @@ func NewMode(m Mode, onOOM func(id string)) (_ *Watcher, retErr error) {
 // Mode returns the cgroup version the watcher reads.
 func (w *Watcher) Mode() Mode { return w.mode }
 
-// Add watches the cgroup of process pid (a container's init, right after create) for
-// container id.
-func (w *Watcher) Add(id string, pid int) error {
-	dir, err := CgroupDir(w.mode, pid)
-	if err != nil {
-		return fmt.Errorf("watch OOM of container %s: %w", id, err)
-	}
-	return w.AddDir(id, dir)
-}
-
 // AddDir watches the cgroup directory dir (the memory controller's directory on v1, the group
 // on v2) for container id. Kills counted before the call are not reported.
 func (w *Watcher) AddDir(id, dir string) error {

@@ -75,6 +75,20 @@ func (i *Init) Stats() (any, error) {
 	return st, nil
 }
 
+// OOMDir is the directory of the container's cgroup that an OOM watcher watches
+// (oom.Watcher.AddDir): the memory controller's on cgroup v1, the group on v2. It is known from
+// create on (from Start for a container restored from a checkpoint).
+func (i *Init) OOMDir() (string, error) {
+	if i.cg == nil {
+		return "", fmt.Errorf("container %s: cgroup not found: %w", i.id, errdefs.ErrNotFound)
+	}
+	dir, err := i.cg.oomDir()
+	if err != nil {
+		return "", fmt.Errorf("container %s: %w", i.id, err)
+	}
+	return dir, nil
+}
+
 // SharedPIDNamespace reports whether the container lacks a PID namespace of its own: then
 // its processes outlive its init unless killed.
 func (i *Init) SharedPIDNamespace() bool { return i.sharedPID }

@@ -9,6 +9,7 @@ import (
 	"github.com/containerd/log"
 
 	"github.com/custom-shim/containerd-shim-custom-v1/oom"
+	"github.com/custom-shim/containerd-shim-custom-v1/process"
 )
 
 // oomEvents publishes /tasks/oom for the containers of the shim. Its methods are no-ops when
@@ -31,15 +32,19 @@ func newOOMEvents(ctx context.Context, events *eventQueue) *oomEvents {
 	return &oomEvents{w: w}
 }
 
-// watch starts watching container id's cgroup, found through its init's pid. Call it right
-// after the OCI runtime's create, before start, so that an OOM in the container's first
-// instants is seen (containerd 842cb99a5). A failure is logged: the container runs, without
-// OOM events.
-func (o *oomEvents) watch(ctx context.Context, id string, pid int) {
+// watch starts watching container id's cgroup, the one its init's cgroup was loaded from. Call
+// it right after the OCI runtime's create, before start, so that an OOM in the container's
+// first instants is seen (containerd 842cb99a5). A failure is logged: the container runs,
+// without OOM events.
+func (o *oomEvents) watch(ctx context.Context, id string, init *process.Init) {
 	if o == nil || o.w == nil {
 		return
 	}
-	if err := o.w.Add(id, pid); err != nil {
+	dir, err := init.OOMDir()
+	if err == nil {
+		err = o.w.AddDir(id, dir)
+	}
+	if err != nil {
 		logger(ctx, id, "").WithError(err).Warn("watch OOM kills: no /tasks/oom for this container")
 	}
 }

@@ -89,7 +89,7 @@ func TestOOMPublishedBeforeInitExit(t *testing.T) {
 // nothing.
 func TestOOMEventsNil(t *testing.T) {
 	var o *oomEvents
-	o.watch(context.Background(), "c", 1)
+	o.watch(context.Background(), "c", nil)
 	o.beforeInitExit("c")
 	o.release("c")
 	o.close()

@@ -243,7 +243,7 @@ func (s *service) Create(ctx context.Context, r *taskAPI.CreateTaskRequest) (*ta
 	// OOM hook: watch right after create, before start, so an OOM in the first instant is seen.
 	// A container restored from a checkpoint has no process before Start: watched there.
 	if init.Pid() != 0 {
-		s.oom.watch(ctx, r.ID, init.Pid())
+		s.oom.watch(ctx, r.ID, init)
 	}
 	c := &container{Container: process.NewContainer(init), id: r.ID, sharedPID: init.SharedPIDNamespace()}
 	release(c)
@@ -289,7 +289,7 @@ func (s *service) Start(ctx context.Context, r *taskAPI.StartRequest) (*taskAPI.
 	}
 	if r.ExecID == "" {
 		if restored {
-			s.oom.watch(ctx, r.ID, p.Pid()) // OOM hook: its process exists only now
+			s.oom.watch(ctx, r.ID, c.Init) // OOM hook: its process exists only now
 		}
 		s.events.send(&eventstypes.TaskStart{ContainerID: r.ID, Pid: uint32(p.Pid())})
 	} else {
