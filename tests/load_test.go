@@ -337,8 +337,8 @@ func runLoad(t *testing.T, d *harness.Daemon, rt string, size loadSize) *loadRes
 			res.before.AnonKiB, size.RSSSlackKiB)
 	}
 	if rt == harness.RuntimeCustom && res.afterLoad.Threads > res.before.Threads+size.ThreadSlack {
-		t.Errorf("after the load: shim threads %d, baseline %d (+%d allowed)", res.afterLoad.Threads, res.before.Threads,
-			size.ThreadSlack)
+		t.Errorf("after the load: shim threads %d, baseline %d (+%d allowed): %s", res.afterLoad.Threads, res.before.Threads,
+			size.ThreadSlack, threadReport(shim))
 	}
 
 	began = time.Now()
@@ -361,7 +361,8 @@ func runLoad(t *testing.T, d *harness.Daemon, rt string, size loadSize) *loadRes
 		t.Errorf("shim fds %d, baseline %d: leaked %v", res.after.FDs, res.before.FDs, newFDs(baseFDs, fdLinks(shim)))
 	}
 	if res.after.Threads > res.before.Threads+size.ThreadSlack {
-		t.Errorf("shim threads %d, baseline %d (+%d allowed)", res.after.Threads, res.before.Threads, size.ThreadSlack)
+		t.Errorf("shim threads %d, baseline %d (+%d allowed): %s", res.after.Threads, res.before.Threads, size.ThreadSlack,
+			threadReport(shim))
 	}
 	// The bound is on private memory (RssAnon). VmRSS also counts the binary's text pages, which
 	// code paths first run during the load (the burst, the slow create) page in for good: those
@@ -379,8 +380,8 @@ func runLoad(t *testing.T, d *harness.Daemon, rt string, size loadSize) *loadRes
 			newFDs(baseFDs, fdLinks(shim)))
 	}
 	if rt == harness.RuntimeCustom && res.afterRepeat.Threads > res.before.Threads+size.ThreadSlack {
-		t.Errorf("shim threads %d after the second burst, baseline %d (+%d allowed)", res.afterRepeat.Threads,
-			res.before.Threads, size.ThreadSlack)
+		t.Errorf("shim threads %d after the second burst, baseline %d (+%d allowed): %s", res.afterRepeat.Threads,
+			res.before.Threads, size.ThreadSlack, threadReport(shim))
 	}
 	if rt == harness.RuntimeCustom && res.afterRepeat.AnonKiB > res.after.AnonKiB+size.RepeatSlackKiB {
 		t.Errorf("a second burst grew the shim's RssAnon from %d to %d KiB (more than %d): not a high-water mark",
@@ -445,8 +446,12 @@ func settleBack(t *testing.T, shim int, base procStat, slackKiB int, size loadSi
 		if err != nil {
 			t.Fatal(err)
 		}
-		if (st.FDs <= base.FDs && st.Threads <= base.Threads+size.ThreadSlack &&
-			st.AnonKiB <= base.AnonKiB+slackKiB) || time.Now().After(deadline) {
+		settled := st.FDs <= base.FDs && st.Threads <= base.Threads+size.ThreadSlack && st.AnonKiB <= base.AnonKiB+slackKiB
+		if settled || time.Now().After(deadline) {
+			if waited := 10*time.Second - time.Until(deadline); waited > 500*time.Millisecond {
+				t.Logf("shim %d took %s more than 1 s to settle (settled %v): %s against %s (+%d KiB allowed)", shim,
+					waited.Round(10*time.Millisecond), settled, st, base, slackKiB)
+			}
 			return st
 		}
 		time.Sleep(250 * time.Millisecond)

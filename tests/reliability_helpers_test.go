@@ -387,6 +387,28 @@ func statProc(pid int) (procStat, error) {
 	return s, nil
 }
 
+// threadReport says what each OS thread of pid is doing (state, system call number or
+// "running", wait channel) and which children pid has, for a thread count that did not come
+// back: a thread blocked in a system call is needed, an idle one should have been ended.
+func threadReport(pid int) string {
+	var b strings.Builder
+	tasks, _ := os.ReadDir(fmt.Sprintf("/proc/%d/task", pid))
+	for _, e := range tasks {
+		dir := fmt.Sprintf("/proc/%d/task/%s", pid, e.Name())
+		stat, _ := os.ReadFile(dir + "/stat")
+		state := "?"
+		if _, rest, ok := strings.Cut(string(stat), ") "); ok && len(rest) > 0 {
+			state = rest[:1]
+		}
+		sc, _ := os.ReadFile(dir + "/syscall")
+		call, _, _ := strings.Cut(strings.TrimSpace(string(sc)), " ")
+		wchan, _ := os.ReadFile(dir + "/wchan")
+		fmt.Fprintf(&b, "tid %s %s syscall %s wchan %s; ", e.Name(), state, call, wchan)
+	}
+	fmt.Fprintf(&b, "children %v", childrenOf(pid))
+	return b.String()
+}
+
 // child is a process whose parent is some pid.
 type child struct {
 	Pid   int
