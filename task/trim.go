@@ -8,12 +8,14 @@ import (
 	"sync/atomic"
 	"time"
 
+	"github.com/containerd/log"
+
 	"github.com/custom-shim/containerd-shim-custom-v1/process"
 )
 
-// trimDelay is how long the shim must go without a Create, Start or Delete before it returns
-// its free heap pages to the OS: long enough that a burst (a pod's containers, an exec storm)
-// costs one trim, short against the life of an idle shim.
+// trimDelay is how long the shim must go without a Create, Start or Delete, and with no event
+// left to deliver, before it returns its free heap pages to the OS: long enough that a burst (a
+// pod's containers, an exec storm) costs one trim, short against the life of an idle shim.
 const trimDelay = 200 * time.Millisecond
 
 // trimmer gives back, once the shim has gone quiet, what the last burst of requests left behind.
@@ -46,7 +48,10 @@ func newTrimmer(blocked int) *trimmer {
 	// The shim's trim: threads, then (not on a retry) heap pages; false if the threads must be
 	// tried again.
 	return newTrimmerFunc(func(retry bool) bool {
-		_, done := process.EndIdleThreads(keep)
+		ended, done := process.EndIdleThreads(keep)
+		if ended > 0 {
+			log.L.Debugf("trim: ended %d idle OS threads, %d left (quiet: %d)", ended, process.ThreadCount(), keep)
+		}
 		if !retry {
 			debug.FreeOSMemory()
 		}
@@ -71,6 +76,7 @@ func newTrimmerFunc(trim func(retry bool) bool) *trimmer {
 			return
 		}
 		retry = min(max(2*retry, trimDelay), trimRetryMax)
+		log.L.Debugf("trim: a runc child is alive, OS threads kept; again in %s", retry)
 		t.retry.Store(int64(retry))
 		t.t.Reset(retry)
 	})
