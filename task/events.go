@@ -68,6 +68,9 @@ type eventQueue struct {
 	stop   chan struct{} // closed when the flush at shutdown gives up
 	done   chan struct{} // closed when the forwarder has drained a closed queue
 	flush  time.Duration // flushTimeout; shorter in tests
+	// idle, if set (before forward starts), is called each time the forwarder has delivered
+	// everything queued: the shim's trim counts that as its last work (task/trim.go).
+	idle func()
 }
 
 func newEventQueue() *eventQueue {
@@ -120,6 +123,9 @@ func (q *eventQueue) forward(ctx context.Context, sink eventSink) {
 		}
 		if closed {
 			return
+		}
+		if q.idle != nil {
+			q.idle()
 		}
 		<-q.ready
 	}

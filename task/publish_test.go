@@ -5,6 +5,7 @@ package task
 import (
 	"context"
 	"errors"
+	"fmt"
 	"net"
 	"os"
 	"path/filepath"
@@ -185,6 +186,39 @@ func TestRemotePublisherSurvivesContainerdRestart(t *testing.T) {
 	}
 	if n := len(first.received()); n != 2 {
 		t.Fatalf("the first containerd received %d events, want 2", n)
+	}
+	q.closeAndFlush()
+}
+
+// The forwarder reports each time it has delivered everything queued (the trim's cue): first
+// with nothing queued, then once all 50 events sent have reached the sink.
+func TestEventQueueReportsIdleOnceDrained(t *testing.T) {
+	q := newEventQueue()
+	sink := &recorder{}
+	idle := make(chan int, 16)
+	q.idle = func() {
+		sink.mu.Lock()
+		idle <- len(sink.topics)
+		sink.mu.Unlock()
+	}
+	go q.forward(context.Background(), sink)
+	select {
+	case n := <-idle:
+		if n != 0 {
+			t.Fatalf("first report after %d events, want 0 (nothing queued yet)", n)
+		}
+	case <-time.After(5 * time.Second):
+		t.Fatal("no idle report with nothing queued")
+	}
+	for i := range 50 {
+		q.send(&eventstypes.TaskExit{ID: fmt.Sprint(i)})
+	}
+	for delivered := 0; delivered < 50; {
+		select {
+		case delivered = <-idle:
+		case <-time.After(5 * time.Second):
+			t.Fatalf("no idle report after %d of 50 events", delivered)
+		}
 	}
 	q.closeAndFlush()
 }

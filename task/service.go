@@ -70,6 +70,9 @@ func newService(ctx context.Context, pub *remotePublisher, sd shutdown.Service) 
 		blocked++
 	}
 	s.trim = newTrimmer(blocked)
+	// Delivering events is work too (exits publish them, and the forwarder can trail the last
+	// request by seconds under load): the trim waits for the queue to be drained as well.
+	s.events.idle = s.trim.after
 	ec := reaper.Default.Subscribe()
 	go s.pump(ec)
 	go s.dispatch()
