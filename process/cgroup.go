@@ -113,7 +113,26 @@ type v1Layout struct {
 	roots      map[string]string // controller (or "name=..." hierarchy) -> root of its mount
 }
 
-var v1Mounts = sync.OnceValues(func() (*v1Layout, error) {
+// v1 holds the layout once it has been read; a failed read is tried again at the next Load.
+var v1 struct {
+	sync.Mutex
+	layout *v1Layout
+}
+
+func v1Mounts() (*v1Layout, error) {
+	v1.Lock()
+	defer v1.Unlock()
+	if v1.layout == nil {
+		l, err := readV1Layout()
+		if err != nil {
+			return nil, err
+		}
+		v1.layout = l
+	}
+	return v1.layout, nil
+}
+
+func readV1Layout() (*v1Layout, error) {
 	subsystems, err := cgroup1.Default()
 	if err != nil {
 		return nil, fmt.Errorf("cgroup v1 hierarchy: %w", err)
@@ -130,7 +149,7 @@ var v1Mounts = sync.OnceValues(func() (*v1Layout, error) {
 	}
 	l.roots = cgroupV1Roots(string(b))
 	return l, nil
-})
+}
 
 // cgroupV1Roots maps each controller (and "name=..." hierarchy) of the cgroup v1 mounts in a
 // mountinfo text to the root of its mount (the 4th field), the first mount of each winning. A
