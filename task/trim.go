@@ -49,7 +49,7 @@ func newTrimmer(blocked int) *trimmer {
 	// tried again.
 	return newTrimmerFunc(func(retry bool) bool {
 		ended, done := process.EndIdleThreads(keep)
-		if ended > 0 {
+		if ended > 0 && log.GetLevel() >= log.DebugLevel {
 			log.L.Debugf("trim: ended %d idle OS threads, %d left (quiet: %d)", ended, process.ThreadCount(), keep)
 		}
 		if !retry {
