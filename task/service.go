@@ -35,6 +35,12 @@ type container struct {
 	gate execGate
 	// sharedPID: no PID namespace of its own, so its processes outlive its init.
 	sharedPID bool
+	// deleting serializes the Deletes of the container's init, from the OCI runtime's delete to
+	// the bookkeeping, so that a retry sees what the Delete it retries decided.
+	deleting sync.Mutex
+	// unanswered: deleted, but the caller's deadline had passed before the Delete could answer
+	// (see Delete). Guarded by service.mu.
+	unanswered bool
 }
 
 // service implements the Task API for every container of this shim.
@@ -305,30 +311,61 @@ func (s *service) Start(ctx context.Context, r *taskAPI.StartRequest) (*taskAPI.
 }
 
 // Delete deletes a stopped process; for an init, the whole container.
+//
+// A container's Delete whose caller gave up before the answer (ttrpc carries the caller's
+// deadline into ctx) is done all the same, but the container is kept, deleted, until a retry
+// takes the answer: containerd keeps its record of the task for that retry, and its client asks
+// the task's State first and stops at a NotFound, so that containerd never runs its delete and
+// never asks the shim to shut down (an orphaned shim; the reference shim has the same hole).
+// Kept, the container's State is STOPPED with its exit, and the retry's Delete answers what the
+// first would have.
 func (s *service) Delete(ctx context.Context, r *taskAPI.DeleteRequest) (*taskAPI.DeleteResponse, error) {
 	c, p, err := s.getProcess(r.ID, r.ExecID)
 	if err != nil {
 		return nil, err
 	}
+	if r.ExecID != "" {
+		if err := p.Delete(ctx); err != nil {
+			return nil, err
+		}
+		c.RemoveExec(r.ExecID)
+		return deleteResponse(p), nil
+	}
+	c.deleting.Lock()
+	defer c.deleting.Unlock()
+	if s.answerRetry(c) {
+		return deleteResponse(p), nil
+	}
 	if err := p.Delete(ctx); err != nil {
 		return nil, err
 	}
-	status, at := p.Exit()
-	if r.ExecID != "" {
-		c.RemoveExec(r.ExecID)
-	} else {
-		s.mu.Lock()
+	s.mu.Lock()
+	if ctx.Err() == nil {
 		delete(s.containers, r.ID)
-		s.mu.Unlock()
-		s.oom.release(r.ID) // OOM hook
-		s.events.send(&eventstypes.TaskDelete{
-			ContainerID: r.ID,
-			Pid:         uint32(p.Pid()),
-			ExitStatus:  uint32(status),
-			ExitedAt:    protobuf.ToTimestamp(at),
-		})
+	} else {
+		c.unanswered = true
 	}
-	return &taskAPI.DeleteResponse{Pid: uint32(p.Pid()), ExitStatus: uint32(status), ExitedAt: protobuf.ToTimestamp(at)}, nil
+	s.mu.Unlock()
+	s.oom.release(r.ID) // OOM hook
+	resp := deleteResponse(p)
+	s.events.send(&eventstypes.TaskDelete{ContainerID: r.ID, Pid: resp.Pid, ExitStatus: resp.ExitStatus, ExitedAt: resp.ExitedAt})
+	return resp, nil
+}
+
+// answerRetry forgets c and reports true if its Delete was done but never answered.
+func (s *service) answerRetry(c *container) bool {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if !c.unanswered || s.containers[c.id] != c {
+		return false
+	}
+	delete(s.containers, c.id)
+	return true
+}
+
+func deleteResponse(p process.Process) *taskAPI.DeleteResponse {
+	status, at := p.Exit()
+	return &taskAPI.DeleteResponse{Pid: uint32(p.Pid()), ExitStatus: uint32(status), ExitedAt: protobuf.ToTimestamp(at)}
 }
 
 // Exec adds an exec process to a container; Start runs it.
@@ -432,11 +469,18 @@ func (s *service) Connect(ctx context.Context, r *taskAPI.ConnectRequest) (*task
 }
 
 // Shutdown stops the shim once it serves no container; until then it is a no-op.
+//
+// A container kept only for the retry of an unanswered Delete does not hold the shim up: a
+// Shutdown means containerd took a Delete's answer (it may have read the late one after all) or
+// has deleted the last other container of a group; if containerd still holds a record of the
+// kept one, its handling of a shim that went away cleans that record up.
 func (s *service) Shutdown(ctx context.Context, r *taskAPI.ShutdownRequest) (*emptypb.Empty, error) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	if len(s.containers) > 0 {
-		return empty, nil
+	for _, c := range s.containers {
+		if c == nil || !c.unanswered {
+			return empty, nil
+		}
 	}
 	s.shutdown.Shutdown()
 	return empty, nil

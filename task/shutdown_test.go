@@ -1,0 +1,64 @@
+//go:build linux
+
+package task
+
+import (
+	"context"
+	"testing"
+
+	"github.com/containerd/containerd/v2/pkg/shutdown"
+)
+
+// shutdownCounter is a shutdown.Service that counts Shutdown calls.
+type shutdownCounter struct {
+	shutdown.Service
+	calls int
+}
+
+func (s *shutdownCounter) Shutdown() { s.calls++ }
+
+// Shutdown stops the shim only when it serves no container; a container kept only for the retry
+// of an unanswered Delete does not count, a Create in flight (a reserved, nil entry) does.
+func TestShutdownWaitsForContainersButNotUnansweredDeletes(t *testing.T) {
+	for _, tc := range []struct {
+		name       string
+		containers map[string]*container
+		stops      bool
+	}{
+		{"none", map[string]*container{}, true},
+		{"a live container", map[string]*container{"a": {id: "a"}}, false},
+		{"a create in flight", map[string]*container{"a": nil}, false},
+		{"only an unanswered delete", map[string]*container{"a": {id: "a", unanswered: true}}, true},
+		{"an unanswered delete and a live container", map[string]*container{"a": {id: "a", unanswered: true}, "b": {id: "b"}}, false},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			sd := &shutdownCounter{}
+			s := &service{shutdown: sd, containers: tc.containers}
+			if _, err := s.Shutdown(context.Background(), nil); err != nil {
+				t.Fatal(err)
+			}
+			if got := sd.calls == 1; got != tc.stops {
+				t.Fatalf("shut down %v, want %v", got, tc.stops)
+			}
+		})
+	}
+}
+
+// answerRetry takes an unanswered container out once, and nothing else.
+func TestAnswerRetry(t *testing.T) {
+	kept := &container{id: "a", unanswered: true}
+	live := &container{id: "b"}
+	s := &service{containers: map[string]*container{"a": kept, "b": live}}
+	if s.answerRetry(live) {
+		t.Fatal("a live container was answered as a retry")
+	}
+	if !s.answerRetry(kept) {
+		t.Fatal("the unanswered container was not answered")
+	}
+	if s.answerRetry(kept) {
+		t.Fatal("the unanswered container was answered twice")
+	}
+	if _, ok := s.containers["a"]; ok || s.containers["b"] != live {
+		t.Fatalf("containers after the retry: %v", s.containers)
+	}
+}
