@@ -128,8 +128,9 @@ var referenceBugs = map[string]string{
 		"remove the socket of the server that was SIGKILLed, and nothing else does: the socket file stays in " +
 		"/run/containerd/s with no listener",
 	"containerd-2.4/delete-cancelled/orphan-shim": "containerd-shim-runc-v2 2.4.2 sometimes outlives a Delete " +
-		"whose context was cancelled after the shim had done it: the retry answers NotFound, containerd then asks " +
-		"the shim to shut down and drops it, and the shim process stays, serving nothing, with its socket",
+		"that it finished after its caller's deadline: containerd keeps its record of the task for a retry, but its " +
+		"client checks the task's status first, the shim answers NotFound, and the retry ends there; containerd never " +
+		"runs its delete, so nothing asks the shim to shut down, and the shim stays, serving nothing, with its socket",
 	"containerd-2.4/pidfd-leak": "containerd-shim-runc-v2 2.4.2 keeps an anon_inode:[pidfd] for some of the processes " +
 		"it started (go-runc's monitor opens one per child and not all are closed): its fd count grows under load and " +
 		"after failed creates; ours releases each pidfd once the child is reaped (process/monitor.go)",
