@@ -13,6 +13,7 @@ import (
 
 	"github.com/containerd/console"
 	"github.com/containerd/errdefs"
+	"github.com/containerd/log"
 	"golang.org/x/sys/unix"
 )
 
@@ -98,8 +99,10 @@ func (c *terminal) attach(m *os.File) error {
 func (c *terminal) copyOut(master syscall.RawConn) {
 	defer close(c.outDone)
 	defer c.closeOut()
+	var total int64
 	for {
 		bp, n, err := readBatch(master)
+		total += int64(n)
 		if n > 0 && c.out != nil {
 			_, werr := c.out.Write((*bp)[:n])
 			if werr != nil {
@@ -110,6 +113,7 @@ func (c *terminal) copyOut(master syscall.RawConn) {
 			bufPool.Put(bp)
 		}
 		if err != nil {
+			log.L.WithError(err).Debugf("terminal output copy ended after %d bytes", total)
 			return
 		}
 	}
@@ -231,6 +235,22 @@ func (c *terminal) resize(width, height uint16) error {
 		return fmt.Errorf("resize the terminal: %w", ioErr)
 	}
 	return nil
+}
+
+// waitOut waits until the output copy has ended or deadline passes; at once if it never started.
+func (c *terminal) waitOut(deadline time.Time) {
+	c.mu.Lock()
+	outDone := c.outDone
+	c.mu.Unlock()
+	if outDone == nil {
+		return
+	}
+	t := time.NewTimer(time.Until(deadline))
+	defer t.Stop()
+	select {
+	case <-outDone:
+	case <-t.C:
+	}
 }
 
 // close waits, at most drain, for the output copy to end, then closes everything: the master

@@ -10,6 +10,7 @@ import (
 	"os/exec"
 	"path/filepath"
 	"sync"
+	"time"
 
 	"github.com/containerd/errdefs"
 	"golang.org/x/sys/unix"
@@ -373,6 +374,56 @@ func (p *ProcessIO) Close() error {
 		errs = append(errs, l.stop())
 	}
 	return errors.Join(errs...)
+}
+
+// WaitOutputTaken waits until what the process wrote has been taken from the shim's side: with a
+// terminal, until the copy of its output has ended (every holder of the terminal is gone and the
+// pty read empty); then until its output fifos hold no unread byte. It gives up on a fifo nobody
+// has read from for stall, and after limit in all; outputs that are not fifos (file://, a
+// logging binary, /dev/null) need no wait.
+//
+// Why: containerd's client, once it has a process's exit, deletes it, and that cancels its fifo
+// readers (cio's Cancel closes them: containerd#8334), dropping whatever the fifo still holds. A
+// `ctr run -t` lost up to 100 KB of the end of its output that way, with this shim and the
+// reference alike; an exit published once the output is read leaves nothing there to drop.
+func (p *ProcessIO) WaitOutputTaken(limit, stall time.Duration) {
+	deadline := time.Now().Add(limit)
+	if p.term != nil {
+		p.term.waitOut(deadline)
+	}
+	p.mu.Lock()
+	keep := append([]*os.File(nil), p.keep...)
+	p.mu.Unlock()
+	for _, f := range keep {
+		waitFifoRead(f, deadline, stall)
+	}
+}
+
+// waitFifoRead waits, polling every millisecond, until the fifo f (a read end) holds no unread
+// byte, its count has not moved for stall, deadline passes or f is closed.
+func waitFifoRead(f *os.File, deadline time.Time, stall time.Duration) {
+	rc, err := f.SyscallConn()
+	if err != nil {
+		return
+	}
+	last, since := -1, time.Now()
+	for {
+		n := -1
+		if rc.Control(func(fd uintptr) { n, err = unix.IoctlGetInt(int(fd), unix.TIOCINQ) }) != nil || err != nil || n <= 0 {
+			return
+		}
+		now := time.Now()
+		switch {
+		case n != last:
+			last, since = n, now
+		case now.Sub(since) >= stall:
+			return
+		}
+		if now.After(deadline) {
+			return
+		}
+		time.Sleep(time.Millisecond)
+	}
 }
 
 // Stdin is part of go-runc's IO interface; the shim never writes to a process's stdin itself.

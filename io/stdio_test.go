@@ -6,6 +6,7 @@ import (
 	stdio "io"
 	"os"
 	"path/filepath"
+	"sync"
 	"testing"
 	"time"
 
@@ -163,4 +164,99 @@ func TestOutputFifoBufferGrowsNeverShrinks(t *testing.T) {
 	if n := pipeSize(t, bigClient); n != 1<<20 {
 		t.Errorf("stderr fifo buffer %d, want the 1 MiB it had", n)
 	}
+}
+
+// unread is how many bytes the fifo at path holds that nobody has read.
+func unread(t *testing.T, f *os.File) int {
+	t.Helper()
+	n, err := unix.IoctlGetInt(int(f.Fd()), unix.TIOCINQ)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return n
+}
+
+// WaitOutputTaken waits while a client reads the fifo (here slowly: 4 KiB every 2 ms), until the
+// fifo is empty; a fifo nobody reads costs only the stall; a reader that keeps taking a little
+// is cut off at the limit.
+func TestWaitOutputTaken(t *testing.T) {
+	fill := func(t *testing.T, n int) (*ProcessIO, string) {
+		t.Helper()
+		out := mkfifo(t, "stdout")
+		p, err := Open(Stdio{Stdout: out, Stderr: out}, Config{})
+		if err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(func() { p.Close() })
+		if _, err := p.child[1].Write(make([]byte, n)); err != nil {
+			t.Fatal(err)
+		}
+		if err := p.CloseAfterStart(); err != nil {
+			t.Fatal(err)
+		}
+		return p, out
+	}
+	reader := func(t *testing.T, path string, chunk int, every time.Duration) (read func() int) {
+		t.Helper()
+		f, err := os.OpenFile(path, os.O_RDONLY|unix.O_NONBLOCK, 0)
+		if err != nil {
+			t.Fatal(err)
+		}
+		var mu sync.Mutex
+		total := 0
+		go func() {
+			defer f.Close()
+			buf := make([]byte, chunk)
+			for {
+				n, err := f.Read(buf)
+				mu.Lock()
+				total += n
+				mu.Unlock()
+				if err != nil {
+					return
+				}
+				time.Sleep(every)
+			}
+		}()
+		return func() int { mu.Lock(); defer mu.Unlock(); return total }
+	}
+
+	t.Run("read", func(t *testing.T) {
+		const size = 200 << 10
+		p, out := fill(t, size)
+		read := reader(t, out, 4<<10, 2*time.Millisecond)
+		p.WaitOutputTaken(5*time.Second, 100*time.Millisecond)
+		if n := unread(t, p.keep[0]); n != 0 {
+			t.Fatalf("returned with %d bytes unread (the reader had %d of %d)", n, read(), size)
+		}
+	})
+	t.Run("nobody reads", func(t *testing.T) {
+		p, _ := fill(t, 10<<10)
+		start := time.Now()
+		p.WaitOutputTaken(5*time.Second, 50*time.Millisecond)
+		if took := time.Since(start); took < 50*time.Millisecond || took > time.Second {
+			t.Fatalf("waited %s for a fifo nobody reads, want the 50 ms stall", took)
+		}
+	})
+	t.Run("limit", func(t *testing.T) {
+		p, out := fill(t, 200<<10)
+		reader(t, out, 1, 5*time.Millisecond)
+		start := time.Now()
+		p.WaitOutputTaken(300*time.Millisecond, 100*time.Millisecond)
+		if took := time.Since(start); took < 300*time.Millisecond || took > 2*time.Second {
+			t.Fatalf("waited %s for a reader that keeps taking a little, want the 300 ms limit", took)
+		}
+	})
+	t.Run("not a fifo", func(t *testing.T) {
+		p, err := Open(Stdio{}, Config{})
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer p.Close()
+		start := time.Now()
+		p.WaitOutputTaken(5*time.Second, time.Second)
+		if took := time.Since(start); took > 100*time.Millisecond {
+			t.Fatalf("waited %s with no fifo output", took)
+		}
+	})
 }

@@ -27,6 +27,22 @@ type Process interface {
 	Kill(ctx context.Context, sig uint32, all bool) error
 	Delete(ctx context.Context) error
 	CloseStdin() error
+	// WaitOutputTaken waits, bounded, until the process's output has been read from the shim's
+	// side (see shimio.ProcessIO.WaitOutputTaken); call it before its exit is published.
+	WaitOutputTaken()
+}
+
+// Bounds of WaitOutputTaken: a reader that takes nothing for outputStall is taken to be gone (a
+// detached client's fifo stays full), and no exit waits more than outputWaitLimit for its output.
+const (
+	outputWaitLimit = 2 * time.Second
+	outputStall     = 100 * time.Millisecond
+)
+
+func waitOutputTaken(pio *shimio.ProcessIO) {
+	if pio != nil {
+		pio.WaitOutputTaken(outputWaitLimit, outputStall)
+	}
 }
 
 var (

@@ -105,6 +105,14 @@ func (e *Exec) Delete(context.Context) error {
 	return nil
 }
 
+// WaitOutputTaken waits, bounded, until the exec's output has been read (Process).
+func (e *Exec) WaitOutputTaken() {
+	e.opMu.Lock()
+	pio := e.io
+	e.opMu.Unlock()
+	waitOutputTaken(pio)
+}
+
 // CloseStdin releases the shim's hold on the stdin fifo (CloseIO).
 func (e *Exec) CloseStdin() error {
 	e.opMu.Lock()

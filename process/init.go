@@ -232,6 +232,9 @@ func (i *Init) CloseStdin() error {
 	return i.io.CloseStdin()
 }
 
+// WaitOutputTaken waits, bounded, until the init's output has been read (Process).
+func (i *Init) WaitOutputTaken() { waitOutputTaken(i.io) }
+
 // Pids lists the pids of the container's processes.
 func (i *Init) Pids(ctx context.Context) ([]int, error) {
 	m := markLog(i.rt.Log)

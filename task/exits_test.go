@@ -58,6 +58,7 @@ func (f *fakeProc) Start(context.Context) error              { return nil }
 func (f *fakeProc) Kill(context.Context, uint32, bool) error { return nil }
 func (f *fakeProc) Delete(context.Context) error             { return nil }
 func (f *fakeProc) CloseStdin() error                        { return nil }
+func (f *fakeProc) WaitOutputTaken()                         {}
 
 func TestRouterRoutesRegisteredExit(t *testing.T) {
 	r := newExitRouter()

@@ -137,6 +137,8 @@ func (s *service) publishExit(rp routed, e runc.Exit) {
 	if st := rp.p.State(); st == process.Stopped || st == process.Deleted {
 		return
 	}
+	// The client deletes the process once it has its exit, dropping what its fifos still hold.
+	rp.p.WaitOutputTaken()
 	if rp.init {
 		// OOM hook: an OOM kill not reported yet is published before the init's exit.
 		s.oom.beforeInitExit(rp.c.id)
