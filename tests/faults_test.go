@@ -775,17 +775,25 @@ exec 5>&-
 exit 1
 `
 
+// writeLogger writes script as an executable logging binary in a fresh dir, and returns its path
+// and the dir.
+func writeLogger(t *testing.T, script string) (bin, dir string) {
+	t.Helper()
+	dir = t.TempDir()
+	bin = filepath.Join(dir, "logger")
+	if err := os.WriteFile(bin, []byte(script), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	return bin, dir
+}
+
 // The logging binary dies mid-stream: the container keeps running and its writes keep succeeding
 // (the shim drains and discards what nobody can log any more; the reference lets them fail:
 // referenceBugs), and the shim serves an exec.
 func scenarioLoggerDies(r *row) *observation {
 	a := newAPIRow(r)
 	id := a.id("logger-dies")
-	dir := a.t.TempDir()
-	bin := filepath.Join(dir, "logger")
-	if err := os.WriteFile(bin, []byte(deadLogger), 0o755); err != nil {
-		a.t.Fatal(err)
-	}
+	bin, dir := writeLogger(a.t, deadLogger)
 	// The shell writes itself (builtin echo, ~1.5 KB per line): a write into a pipe nobody can
 	// read would kill the init with SIGPIPE, not just a child of it.
 	writer := `l=$(seq 400 | tr '\n' ' '); i=0; while :; do i=$((i+1)); echo $i > /tmp/n; echo "$i $l" || echo $i >> /tmp/failed; usleep 10000; done`
@@ -851,11 +859,7 @@ while :; do sleep 0.05; done
 func scenarioDeleteUnanswered(r *row) *observation {
 	a := newAPIRow(r)
 	id := a.id("unanswered")
-	dir := a.t.TempDir()
-	bin := filepath.Join(dir, "logger")
-	if err := os.WriteFile(bin, []byte(slowStopLogger), 0o755); err != nil {
-		a.t.Fatal(err)
-	}
+	bin, _ := writeLogger(a.t, slowStopLogger)
 	r.expect(r.ctr(nil, r.runArgs("-d", "--log-uri", "binary://"+bin, harness.ImageBusybox.Ref, id, "sleep", "1000")...), 0, "-")
 	r.WaitTask(r.t, id, "RUNNING", eventTimeout)
 	ctr, err := a.c.LoadContainer(a.ctx, id)
