@@ -237,6 +237,23 @@ func (c *terminal) resize(width, height uint16) error {
 	return nil
 }
 
+// copying reports whether the output copy has started and not ended: something still holds the
+// terminal.
+func (c *terminal) copying() bool {
+	c.mu.Lock()
+	outDone := c.outDone
+	c.mu.Unlock()
+	if outDone == nil {
+		return false
+	}
+	select {
+	case <-outDone:
+		return false
+	default:
+		return true
+	}
+}
+
 // waitOut waits until the output copy has ended or deadline passes; at once if it never started.
 func (c *terminal) waitOut(deadline time.Time) {
 	c.mu.Lock()
@@ -260,7 +277,7 @@ func (c *terminal) close(drain time.Duration) error {
 	c.mu.Lock()
 	outDone, inDone := c.outDone, c.inDone
 	c.mu.Unlock()
-	if outDone != nil {
+	if outDone != nil && drain > 0 {
 		t := time.NewTimer(drain)
 		select {
 		case <-outDone:

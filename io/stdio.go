@@ -10,6 +10,7 @@ import (
 	"os/exec"
 	"path/filepath"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/containerd/errdefs"
@@ -37,6 +38,10 @@ type Config struct {
 	// UID and GID (the IoUid/IoGid options) own the stdio fifos handed to the container, so that
 	// a process of a user-namespaced container can reopen /dev/stdout. Zero: left alone.
 	UID, GID uint32
+	// CopyOutput puts a pipe, copied by the shim, between the process and each output fifo,
+	// so that Close can end the output whatever still holds the pipe (see copier). For exec
+	// processes: what they leave behind can hold their output for as long as it lives.
+	CopyOutput bool
 }
 
 // ProcessIO owns the descriptors opened for one process's stdio. Without a terminal it
@@ -51,10 +56,16 @@ type ProcessIO struct {
 	stdin *os.File
 	// keep holds the read ends of the stdout/stderr fifos, closed by Close. Guarded by mu.
 	keep []*os.File
+	// copiers copy the output pipes to their fifos (Config.CopyOutput); ended by Close.
+	// Guarded by mu.
+	copiers []*copier
 	// logger is the logging binary of a binary:// URI, stopped by Close. Guarded by mu.
 	logger *logger
 	// term is the terminal copier; nil without a terminal. Set by Open, never changed.
 	term *terminal
+	// waited: WaitOutputTaken has run (the exit was published after it), so Close need not wait
+	// for the terminal's output again.
+	waited atomic.Bool
 }
 
 // Open opens the stdio of a process. Without a terminal, every stream goes straight to what the
@@ -84,7 +95,7 @@ func Open(s Stdio, cfg Config) (_ *ProcessIO, retErr error) {
 	switch out.kind {
 	case kindNull:
 	case kindFifo:
-		err = p.openFifos(out.path, s.Stderr)
+		err = p.openFifos(out.path, s.Stderr, cfg.CopyOutput)
 	case kindFile:
 		err = p.openFile(out.path)
 	case kindBinary, kindBinaryV2:
@@ -140,9 +151,10 @@ func (p *ProcessIO) openStdin(path string) error {
 }
 
 // openFifos opens the stdout and stderr paths (fifos, or existing files appended to). With a
-// terminal only stdout is used: the console merges both streams.
-func (p *ProcessIO) openFifos(stdout, stderr string) error {
-	w, err := p.openOutput(stdout, p.term != nil)
+// terminal only stdout is used: the console merges both streams. With copy, a fifo gets a pipe
+// copied to it (copier).
+func (p *ProcessIO) openFifos(stdout, stderr string, copy bool) error {
+	w, err := p.openStream(stdout, p.term != nil, copy)
 	if err != nil {
 		return err
 	}
@@ -156,11 +168,42 @@ func (p *ProcessIO) openFifos(stdout, stderr string) error {
 	case stdout:
 		p.child[2] = w
 	default:
-		if p.child[2], err = p.openOutput(stderr, false); err != nil {
+		if p.child[2], err = p.openStream(stderr, false, copy); err != nil {
 			return err
 		}
 	}
 	return nil
+}
+
+// openStream opens an output path (openOutput) and returns what the process writes to: the
+// output itself, or with copy, if it is a fifo, the write end of a pipe copied to it.
+func (p *ProcessIO) openStream(path string, nonblock, copy bool) (*os.File, error) {
+	w, err := p.openOutput(path, nonblock || copy)
+	if err != nil || !copy || !isFifo(w) {
+		return w, err
+	}
+	c, pw, err := newCopier(w)
+	if err != nil {
+		w.Close()
+		return nil, err
+	}
+	p.copiers = append(p.copiers, c)
+	return pw, nil
+}
+
+// isFifo reports whether f is a fifo (or pipe). It does not use f.Fd, which would make a
+// non-blocking file blocking and take it off the poller.
+func isFifo(f *os.File) bool {
+	rc, err := f.SyscallConn()
+	if err != nil {
+		return false
+	}
+	var st unix.Stat_t
+	var serr error
+	if rc.Control(func(fd uintptr) { serr = unix.Fstat(int(fd), &st) }) != nil || serr != nil {
+		return false
+	}
+	return st.Mode&unix.S_IFMT == unix.S_IFIFO
 }
 
 // openOutput opens an output path. For a fifo: a read end the shim keeps (the container never
@@ -350,18 +393,28 @@ func (p *ProcessIO) CloseStdin() error {
 }
 
 // Close releases every descriptor still held: with a terminal after a bounded drain of its
-// output (DrainTimeout), then stops the logging binary (SIGTERM, SIGKILL after
-// LoggerStopTimeout). Idempotent.
+// output (DrainTimeout; none if WaitOutputTaken has waited for it already), then stops the
+// logging binary (SIGTERM, SIGKILL after LoggerStopTimeout). Output a process still holds is cut
+// (OutputHeld). Idempotent.
 func (p *ProcessIO) Close() error {
 	var errs []error
 	if p.term != nil {
-		errs = append(errs, p.term.close(DrainTimeout))
+		drain := DrainTimeout
+		if p.waited.Load() {
+			drain = 0
+		}
+		errs = append(errs, p.term.close(drain))
 	}
 	p.mu.Lock()
 	errs = append(errs, p.closeChild())
 	if p.stdin != nil {
 		errs = append(errs, p.stdin.Close())
 		p.stdin = nil
+	}
+	copiers := p.copiers
+	p.copiers = nil
+	for _, c := range copiers {
+		c.close()
 	}
 	for _, f := range p.keep {
 		errs = append(errs, f.Close())
@@ -376,10 +429,26 @@ func (p *ProcessIO) Close() error {
 	return errors.Join(errs...)
 }
 
+// OutputHeld reports whether a process still holds the process's terminal or an output pipe
+// the shim copies (Config.CopyOutput): Close will then cut that output.
+func (p *ProcessIO) OutputHeld() bool {
+	if p.term != nil && p.term.copying() {
+		return true
+	}
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	for _, c := range p.copiers {
+		if !c.eof.Load() {
+			return true
+		}
+	}
+	return false
+}
+
 // WaitOutputTaken waits until what the process wrote has been taken from the shim's side: with a
 // terminal, until the copy of its output has ended (every holder of the terminal is gone and the
-// pty read empty); then until its output fifos hold no unread byte. It gives up on a fifo nobody
-// has read from for stall, and after limit in all; outputs that are not fifos (file://, a
+// pty read empty); then until its output pipes and fifos hold no unread byte. It gives up when
+// nothing was read for stall, and after limit in all; outputs that are not fifos (file://, a
 // logging binary, /dev/null) need no wait.
 //
 // Why: containerd's client, once it has a process's exit, deletes it, and that cancels its fifo
@@ -387,29 +456,50 @@ func (p *ProcessIO) Close() error {
 // `ctr run -t` lost up to 100 KB of the end of its output that way, with this shim and the
 // reference alike; an exit published once the output is read leaves nothing there to drop.
 func (p *ProcessIO) WaitOutputTaken(limit, stall time.Duration) {
+	defer p.waited.Store(true)
 	deadline := time.Now().Add(limit)
 	if p.term != nil {
 		p.term.waitOut(deadline)
 	}
 	p.mu.Lock()
 	keep := append([]*os.File(nil), p.keep...)
+	copiers := append([]*copier(nil), p.copiers...)
 	p.mu.Unlock()
-	for _, f := range keep {
-		waitFifoRead(f, deadline, stall)
-	}
-}
-
-// waitFifoRead waits, polling every millisecond, until the fifo f (a read end) holds no unread
-// byte, its count has not moved for stall, deadline passes or f is closed.
-func waitFifoRead(f *os.File, deadline time.Time, stall time.Duration) {
-	rc, err := f.SyscallConn()
-	if err != nil {
+	if len(keep) == 0 && len(copiers) == 0 {
 		return
 	}
+	waitRead(func() int {
+		n := 0
+		for _, f := range keep {
+			n += fifoUnread(f)
+		}
+		for _, c := range copiers {
+			n += c.unread()
+		}
+		return n
+	}, deadline, stall)
+}
+
+// fifoUnread counts the unread bytes of a fifo read end; 0 if it cannot tell (closed).
+func fifoUnread(f *os.File) int {
+	rc, err := f.SyscallConn()
+	if err != nil {
+		return 0
+	}
+	var n int
+	if rc.Control(func(fd uintptr) { n, err = unix.IoctlGetInt(int(fd), unix.TIOCINQ) }) != nil || err != nil {
+		return 0
+	}
+	return n
+}
+
+// waitRead waits, polling every millisecond, until unread reports nothing left, its count has
+// not moved for stall, or deadline passes.
+func waitRead(unread func() int, deadline time.Time, stall time.Duration) {
 	last, since := -1, time.Now()
 	for {
-		n := -1
-		if rc.Control(func(fd uintptr) { n, err = unix.IoctlGetInt(int(fd), unix.TIOCINQ) }) != nil || err != nil || n <= 0 {
+		n := unread()
+		if n <= 0 {
 			return
 		}
 		now := time.Now()

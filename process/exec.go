@@ -45,7 +45,9 @@ func (e *Exec) Start(ctx context.Context) error {
 	if st := e.State(); st != Created {
 		return fmt.Errorf("%s is %s, not created: %w", e.name(), st, errdefs.ErrFailedPrecondition)
 	}
-	pio, sock, err := openIO(e.name(), e.stdio, e.init.ioCfg)
+	cfg := e.init.ioCfg
+	cfg.CopyOutput = true // a process the exec leaves behind must not hold its output for good
+	pio, sock, err := openIO(e.name(), e.stdio, cfg)
 	if err != nil {
 		return err
 	}
@@ -92,16 +94,15 @@ func (e *Exec) Kill(_ context.Context, sig uint32, _ bool) error {
 	return nil
 }
 
-// Delete releases a stopped or never started exec.
-func (e *Exec) Delete(context.Context) error {
+// Delete releases a stopped or never started exec, and with it its output, even if a process the
+// exec left behind still holds it: the client reads EOF.
+func (e *Exec) Delete(ctx context.Context) error {
 	e.opMu.Lock()
 	defer e.opMu.Unlock()
 	if err := e.markDeleted(); err != nil {
 		return fmt.Errorf("%s: %w", e.name(), err)
 	}
-	if e.io != nil {
-		e.io.Close()
-	}
+	closeIO(ctx, e.io, e.cid, e.id)
 	return nil
 }
 

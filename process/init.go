@@ -217,9 +217,7 @@ func (i *Init) Delete(ctx context.Context) error {
 			return fmt.Errorf("container %s: OCI runtime delete failed: %w", i.id, werr)
 		}
 	}
-	if i.io != nil {
-		i.io.Close()
-	}
+	closeIO(ctx, i.io, i.id, "")
 	i.unmount(ctx)
 	return i.markDeleted()
 }

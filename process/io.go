@@ -3,10 +3,12 @@
 package process
 
 import (
+	"context"
 	"fmt"
 
 	"github.com/containerd/errdefs"
 	runc "github.com/containerd/go-runc"
+	"github.com/containerd/log"
 
 	shimio "github.com/custom-shim/containerd-shim-custom-v1/io"
 )
@@ -53,6 +55,22 @@ func attachConsole(name string, pio *shimio.ProcessIO, sock *runc.Socket) error 
 		return fmt.Errorf("%s: %w", name, err)
 	}
 	return nil
+}
+
+// closeIO closes a process's stdio at its Delete, saying so in the log when a process it left
+// behind still held its output: that output is cut (the client reads EOF) rather than wait.
+func closeIO(ctx context.Context, pio *shimio.ProcessIO, cid, execID string) {
+	if pio == nil {
+		return
+	}
+	if pio.OutputHeld() {
+		l := log.G(ctx).WithField("container_id", cid)
+		if execID != "" {
+			l = l.WithField("exec_id", execID)
+		}
+		l.Info("deleted while a process it left behind still holds its output: the output is closed")
+	}
+	pio.Close()
 }
 
 func closeSocket(sock *runc.Socket) {

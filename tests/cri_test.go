@@ -14,6 +14,7 @@ import (
 	"sync"
 	"syscall"
 	"testing"
+	"time"
 
 	runtimeapi "k8s.io/cri-api/pkg/apis/runtime/v1"
 
@@ -26,6 +27,7 @@ var criScenarios = []criScenario{
 	{"pod-lifecycle", criPodLifecycle},
 	{"pod-network", criPodNetwork},
 	{"exec-sync", criExecSync},
+	{"exec-sync-held-io", criExecSyncHeldIO},
 	{"logs", criLogs},
 	{"resources-stats", criResourcesStats},
 	{"ten-containers", criTenContainers},
@@ -208,6 +210,37 @@ func criExecSync(r *criRow) []string {
 	r.note("exec of a missing binary: code=%s", codeOf(err))
 	st := r.status(c).GetStatus()
 	r.note("container after execs: %s", st.GetState())
+	r.removePod(pod)
+	return r.notes
+}
+
+// ExecSync of a command that leaves a background process holding its output (an exec probe of
+// `sh -c "sleep 365d &"`): the exec exits at once, but its output stays open. After
+// drain_exec_sync_io_timeout (10 s, containerd 2.x only) CRI deletes the exec to release the
+// output, and that Delete must come back: CRI then answers "failed to drain exec process" at
+// once, and the container serves the next ExecSync (issue 15, finding 1).
+func criExecSyncHeldIO(r *criRow) []string {
+	if r.Spec.ConfigVersion < 3 {
+		r.note("no drain_exec_sync_io_timeout in containerd 1.x: not applicable")
+		return r.notes
+	}
+	pod, podCfg := r.runPod("held")
+	c := r.run(pod, podCfg, containerConfig("c", sleeper...))
+	start := time.Now()
+	_, err := r.execSync(c, 5, "sh", "-c", "sleep 365d &")
+	took := time.Since(start)
+	r.t.Logf("ExecSync with held output: %v after %s", err, took.Round(time.Millisecond))
+	// 10 s of drain timeout, then the Delete; 25 s leaves room for a loaded machine.
+	if took > 25*time.Second {
+		r.t.Errorf("ExecSync with held output came back after %s, want about 10 s (drain timeout) and a prompt Delete", took.Round(time.Second))
+	}
+	r.note("held output: code=%s drain error=%v", codeOf(err), err != nil && strings.Contains(err.Error(), "failed to drain exec process"))
+	start = time.Now()
+	out, err := r.execSync(c, 10, "sh", "-c", "echo next; sleep 2s &")
+	if err != nil {
+		r.t.Fatalf("ExecSync after the held one: %v", err)
+	}
+	r.note("next exec: exit=%d stdout=%q within 10 s=%v", out.ExitCode, out.Stdout, time.Since(start) < 10*time.Second)
 	r.removePod(pod)
 	return r.notes
 }

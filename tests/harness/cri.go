@@ -198,6 +198,9 @@ func criConfigV3(dir string) string {
 
 [%s]
   restrict_oom_score_adj = true
+  # ExecSync gives up on output still held by a process the exec left behind after this long
+  # and deletes the exec to release it (the kubelet's exec probes meet this path).
+  drain_exec_sync_io_timeout = "10s"
 
 [%s.cni]
   conf_dir = %q
