@@ -300,7 +300,7 @@ func TestRestoreDeferredToStart(t *testing.T) {
 	}
 	img := filepath.Join(dir, "img")
 	i, err := CreateInit(context.Background(), InitConfig{
-		ID: "c1", Bundle: bundle, Namespace: "ns", Stdio: shimio.Stdio{},
+		ID: "c1", Bundle: bundle, Spec: &Spec{Process: &SpecProcess{Cwd: "/"}}, Namespace: "ns", Stdio: shimio.Stdio{},
 		Options:    &Options{BinaryName: bin, NoPivotRoot: true, CriuWorkPath: filepath.Join(dir, "work")},
 		Checkpoint: img, ParentCheckpoint: filepath.Join(dir, "parent"),
 	})

@@ -21,8 +21,10 @@ import (
 
 // InitConfig describes a container to create.
 type InitConfig struct {
-	ID        string
-	Bundle    string
+	ID     string
+	Bundle string
+	// Spec is the bundle's spec as ReadSpec read it.
+	Spec      *Spec
 	Namespace string
 	Rootfs    []mount.Mount
 	Stdio     shimio.Stdio
@@ -74,6 +76,10 @@ func CreateInit(ctx context.Context, cfg InitConfig) (_ *Init, retErr error) {
 			i.release(ctx)
 		}
 	}()
+	if err := setTerminal(cfg.Bundle, cfg.Spec, cfg.Stdio.Terminal); err != nil {
+		return nil, fmt.Errorf("container %s: %w", cfg.ID, err)
+	}
+	i.sharedPID = !hasOwnPIDNamespace(cfg.Spec)
 	if err := i.mountRootfs(cfg.Rootfs); err != nil {
 		return nil, err
 	}
@@ -86,7 +92,6 @@ func CreateInit(ctx context.Context, cfg InitConfig) (_ *Init, retErr error) {
 	pidFile := filepath.Join(cfg.Bundle, InitPidFile)
 	if cfg.Checkpoint != "" {
 		i.prepareRestore(cfg, pidFile) // deferred to Start
-		i.sharedPID = !hasPIDNamespace(cfg.Bundle)
 		return i, nil
 	}
 	m := markLog(i.rt.Log)
@@ -111,7 +116,6 @@ func CreateInit(ctx context.Context, cfg InitConfig) (_ *Init, retErr error) {
 	if i.cg, err = loadCgroup(pid); err != nil {
 		log.G(ctx).WithError(err).WithField("container_id", cfg.ID).Warn("load cgroup: no stats for this container")
 	}
-	i.sharedPID = !hasPIDNamespace(cfg.Bundle)
 	return i, nil
 }
 

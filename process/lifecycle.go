@@ -102,10 +102,3 @@ func (i *Init) KillAll(ctx context.Context) error {
 	}
 	return nil
 }
-
-// hasPIDNamespace reads the bundle's config.json: true if the container gets a new PID
-// namespace (or the spec cannot be read: then nothing outlives the init that we could know of).
-func hasPIDNamespace(bundle string) bool {
-	spec, err := ReadSpec(bundle)
-	return err != nil || hasOwnPIDNamespace(spec)
-}

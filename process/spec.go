@@ -20,8 +20,10 @@ type Spec struct {
 	Linux   *SpecLinux   `json:"linux,omitempty"`
 }
 
-// SpecProcess holds the fields of the spec's process that ValidateProcess checks.
+// SpecProcess holds the fields of the spec's process that ValidateProcess checks, and whether
+// it has a terminal.
 type SpecProcess struct {
+	Terminal    bool     `json:"terminal,omitempty"`
 	Args        []string `json:"args,omitempty"`
 	CommandLine string   `json:"commandLine,omitempty"`
 	Cwd         string   `json:"cwd"`
@@ -69,6 +71,62 @@ func ValidateProcess(p *specs.Process) error {
 		return fmt.Errorf("process cwd %q is not absolute: %w", p.Cwd, errdefs.ErrInvalidArgument)
 	}
 	return nil
+}
+
+// setTerminal makes the bundle's spec give its process a terminal, or not: the request that
+// creates a container decides (CreateTaskRequest.terminal, as an exec's request does), and the
+// OCI runtime refuses a console socket for a spec without a terminal, or no console socket for
+// one with. Only process.terminal changes; every other byte of the spec is kept as it was
+// written, in its order. A no-op when the spec already says so.
+func setTerminal(bundle string, spec *Spec, terminal bool) error {
+	if spec.Process.Terminal == terminal {
+		return nil
+	}
+	path := filepath.Join(bundle, "config.json")
+	raw, err := os.ReadFile(path)
+	if err != nil {
+		return fmt.Errorf("read OCI spec: %w", err)
+	}
+	out, err := setJSONField(raw, terminal, "process", "terminal")
+	if err != nil {
+		return fmt.Errorf("set process.terminal in %s: %v: %w", path, err, errdefs.ErrInvalidArgument)
+	}
+	tmp := path + ".tmp"
+	if err := os.WriteFile(tmp, out, 0o644); err != nil {
+		return fmt.Errorf("write OCI spec: %w", err)
+	}
+	if err := os.Rename(tmp, path); err != nil {
+		os.Remove(tmp)
+		return fmt.Errorf("write OCI spec: %w", err)
+	}
+	spec.Process.Terminal = terminal
+	return nil
+}
+
+// setJSONField sets the member at path (object keys) of the JSON document raw to value, keeping
+// the other members as they are (their raw bytes; encoding/json sorts the keys of the objects on
+// the way).
+func setJSONField(raw []byte, value any, path ...string) ([]byte, error) {
+	if len(path) == 0 {
+		return json.Marshal(value)
+	}
+	var obj map[string]json.RawMessage
+	if err := json.Unmarshal(raw, &obj); err != nil {
+		return nil, err
+	}
+	if obj == nil {
+		obj = map[string]json.RawMessage{}
+	}
+	inner := obj[path[0]]
+	if len(inner) == 0 || string(inner) == "null" {
+		inner = []byte("{}")
+	}
+	v, err := setJSONField(inner, value, path[1:]...)
+	if err != nil {
+		return nil, err
+	}
+	obj[path[0]] = v
+	return json.Marshal(obj)
 }
 
 // hasOwnPIDNamespace reports whether the spec gives the container a new PID namespace: if not,

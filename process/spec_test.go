@@ -3,8 +3,10 @@
 package process
 
 import (
+	"encoding/json"
 	"os"
 	"path/filepath"
+	"reflect"
 	"testing"
 
 	"github.com/containerd/errdefs"
@@ -56,5 +58,52 @@ func TestHasOwnPIDNamespace(t *testing.T) {
 		if got := hasOwnPIDNamespace(&Spec{Linux: tc.linux}); got != tc.want {
 			t.Errorf("%+v: got %v, want %v", tc.linux, got, tc.want)
 		}
+	}
+}
+
+// The request's terminal is written into the bundle's spec when it differs; nothing else of the
+// spec changes, fields the shim does not know included.
+func TestSetTerminal(t *testing.T) {
+	bundle := t.TempDir()
+	const config = `{"ociVersion":"1.2.0","process":{"args":["sh"],"cwd":"/","env":["A=1"],"x-unknown":{"k":[1,2]}},"root":{"path":"rootfs"},"annotations":{"a":"b"}}`
+	path := filepath.Join(bundle, "config.json")
+	if err := os.WriteFile(path, []byte(config), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	spec, err := ReadSpec(bundle)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := setTerminal(bundle, spec, true); err != nil {
+		t.Fatal(err)
+	}
+	raw, _ := os.ReadFile(path)
+	var got, want map[string]any
+	if err := json.Unmarshal(raw, &got); err != nil {
+		t.Fatal(err)
+	}
+	if err := json.Unmarshal([]byte(config), &want); err != nil {
+		t.Fatal(err)
+	}
+	want["process"].(map[string]any)["terminal"] = true
+	if !reflect.DeepEqual(got, want) {
+		t.Fatalf("spec after setTerminal(true):\n%s\nwant %v", raw, want)
+	}
+	if again, err := ReadSpec(bundle); err != nil || !again.Process.Terminal || !spec.Process.Terminal {
+		t.Fatalf("terminal not set: %v %+v", err, again)
+	}
+	// Already so: the file is not touched.
+	st, _ := os.Stat(path)
+	if err := setTerminal(bundle, spec, true); err != nil {
+		t.Fatal(err)
+	}
+	if st2, _ := os.Stat(path); !os.SameFile(st, st2) {
+		t.Fatal("spec rewritten although it already had a terminal")
+	}
+	if err := setTerminal(bundle, spec, false); err != nil {
+		t.Fatal(err)
+	}
+	if again, _ := ReadSpec(bundle); again.Process.Terminal {
+		t.Fatal("terminal not cleared")
 	}
 }

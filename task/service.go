@@ -215,7 +215,8 @@ func (s *service) Create(ctx context.Context, r *taskAPI.CreateTaskRequest) (*ta
 	if err := validID("container", r.ID); err != nil {
 		return nil, err
 	}
-	if _, err := process.ReadSpec(r.Bundle); err != nil {
+	spec, err := process.ReadSpec(r.Bundle)
+	if err != nil {
 		return nil, fmt.Errorf("container %s: %w", r.ID, err)
 	}
 	if r.Checkpoint == "" && r.ParentCheckpoint != "" {
@@ -238,6 +239,7 @@ func (s *service) Create(ctx context.Context, r *taskAPI.CreateTaskRequest) (*ta
 	init, err := process.CreateInit(ctx, process.InitConfig{
 		ID:        r.ID,
 		Bundle:    r.Bundle,
+		Spec:      spec,
 		Namespace: ns,
 		Rootfs:    mount.FromProto(r.Rootfs),
 		Stdio:     shimio.Stdio{Stdin: r.Stdin, Stdout: r.Stdout, Stderr: r.Stderr, Terminal: r.Terminal},
@@ -386,6 +388,9 @@ func (s *service) Exec(ctx context.Context, r *taskAPI.ExecProcessRequest) (*emp
 	if err := process.ValidateProcess(&spec); err != nil {
 		return nil, fmt.Errorf("exec %s in container %s: %w", r.ExecID, r.ID, err)
 	}
+	// The request decides the terminal: containerd's client asks for one (cio.WithTerminal)
+	// whatever the process spec says, and the OCI runtime goes by the spec.
+	spec.Terminal = r.Terminal
 	stdio := shimio.Stdio{Stdin: r.Stdin, Stdout: r.Stdout, Stderr: r.Stderr, Terminal: r.Terminal}
 	if _, err := c.AddExec(r.ExecID, &spec, stdio); err != nil {
 		return nil, err
