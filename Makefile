@@ -16,13 +16,16 @@ SHIM := containerd-shim-custom-v1
 CONTAINERD_VERSION ?= v2.4.2
 RUNC_VERSION ?= v1.5.2
 
-VERSION ?= $(shell git describe --match 'v[0-9]*' --dirty='.m' --always --tags 2>/dev/null || echo unknown)
-REVISION ?= $(shell git rev-parse HEAD 2>/dev/null)$(shell git diff --no-ext-diff --quiet --exit-code 2>/dev/null || echo .m)
+# The shim's version (version.FromGit): the release tag vX.Y.Z of the commit, what `git describe`
+# says after a tag, or v0.0.0-untagged+<revision>; "dirty" is added for a tree with uncommitted
+# changes. REVISION is the full commit. Both are evaluated where used (recursive `=`/`?=`).
+VERSION ?= $(shell $(GO) run ./hack/version 2>/dev/null || echo v0.0.0-untagged+unknown)
+REVISION ?= $(shell git rev-parse HEAD 2>/dev/null)
 
-# pkg/shim prints containerd's version package for -v, so stamp both.
-LDFLAGS := -X $(PKG)/version.Version=$(VERSION) -X $(PKG)/version.Revision=$(REVISION) \
-	-X github.com/containerd/containerd/v2/version.Version=$(VERSION) \
-	-X github.com/containerd/containerd/v2/version.Revision=$(REVISION)
+# Only our version package is stamped. containerd's (github.com/containerd/containerd/v2/version)
+# keeps naming the containerd library linked in; `-v` prints that from the module list, and the
+# shim's -v and -info answer from our package (manager/main_linux.go, manager/info_linux.go).
+LDFLAGS = -X $(PKG)/version.Version=$(VERSION) -X $(PKG)/version.Revision=$(REVISION)
 SHIM_CGO_ENABLED ?= 0
 GO_BUILD_FLAGS ?= -trimpath
 

@@ -41,12 +41,14 @@ func Main(ctx context.Context, name string) {
 	shim.RunShim(ctx, New(name))
 }
 
-// printVersion prints this project's version, not containerd's (which pkg/shim would print).
+// printVersion prints this project's version (pkg/shim would print containerd's version package,
+// which names the containerd library, not this build), and the containerd library it links.
 func printVersion(w io.Writer) {
 	fmt.Fprintf(w, "%s:\n", filepath.Base(os.Args[0]))
 	fmt.Fprintln(w, "  Version: ", version.Version)
 	fmt.Fprintln(w, "  Revision:", version.GetRevision())
 	fmt.Fprintln(w, "  Go version:", runtime.Version())
+	fmt.Fprintln(w, "  containerd:", version.ContainerdModule, version.ContainerdVersion())
 	fmt.Fprintln(w)
 }
 
