@@ -61,9 +61,13 @@ func (s *service) RegisterTTRPC(server *ttrpc.Server) error {
 	return nil
 }
 
-// UnaryServerInterceptor converts every error to its gRPC code, once, here.
+// UnaryServerInterceptor converts every error to its gRPC code, once, here, and counts the
+// requests in flight (the shim answers them before it exits). pkg/shim chains it for every
+// service of the shim's server.
 func (s *service) UnaryServerInterceptor() ttrpc.UnaryServerInterceptor {
 	return func(ctx context.Context, u ttrpc.Unmarshaler, _ *ttrpc.UnaryServerInfo, m ttrpc.Method) (any, error) {
+		s.requests.begin()
+		defer s.requests.end()
 		resp, err := m(ctx, u)
 		if err != nil {
 			return nil, errgrpc.ToGRPC(err)

@@ -52,6 +52,7 @@ type service struct {
 	exits    *exitQueue
 	oom      *oomEvents // OOM hook: task/oom.go
 	trim     *trimmer
+	requests inflight // requests being served: answered before the shim exits
 
 	mu         sync.Mutex
 	containers map[string]*container // nil value: id reserved by a Create in flight. Guarded by mu.
@@ -84,6 +85,10 @@ func newService(ctx context.Context, pub *remotePublisher, sd shutdown.Service) 
 	go s.dispatch()
 	go s.events.forward(ctx, pub)
 	sd.RegisterCallback(func(context.Context) error {
+		// Answer what is in flight first: a Delete still to be answered queues its event yet.
+		if !s.requests.wait(answerGrace, answerWaitMax) {
+			log.G(ctx).WithField("timeout", answerWaitMax).Warn("shutdown: requests still in flight, exiting anyway")
+		}
 		reaper.Default.Unsubscribe(ec)
 		s.trim.stop()
 		s.oom.close() // OOM hook

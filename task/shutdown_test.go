@@ -5,6 +5,7 @@ package task
 import (
 	"context"
 	"testing"
+	"time"
 
 	"github.com/containerd/containerd/v2/pkg/shutdown"
 )
@@ -60,5 +61,35 @@ func TestAnswerRetry(t *testing.T) {
 	}
 	if _, ok := s.containers["a"]; ok || s.containers["b"] != live {
 		t.Fatalf("containers after the retry: %v", s.containers)
+	}
+}
+
+// The shutdown waits for the requests in flight to be answered, then for a short quiet time; it
+// gives up after its bound.
+func TestInflightWait(t *testing.T) {
+	var f inflight
+	if !f.wait(0, time.Second) {
+		t.Fatal("wait with nothing in flight did not return at once")
+	}
+	f.begin()
+	done := make(chan bool, 1)
+	go func() { done <- f.wait(20*time.Millisecond, 5*time.Second) }()
+	select {
+	case <-done:
+		t.Fatal("wait returned while a request was in flight")
+	case <-time.After(50 * time.Millisecond):
+	}
+	ended := time.Now()
+	f.end()
+	if !<-done {
+		t.Fatal("wait gave up")
+	}
+	if since := time.Since(ended); since < 20*time.Millisecond {
+		t.Fatalf("wait returned %s after the last answer, before the 20 ms grace", since)
+	}
+	f.begin()
+	start := time.Now()
+	if f.wait(0, 30*time.Millisecond) || time.Since(start) < 30*time.Millisecond {
+		t.Fatal("wait with a request that never ends did not give up after its bound")
 	}
 }
