@@ -22,6 +22,9 @@ type Process interface {
 	Exit() (int, time.Time)
 	Done() <-chan struct{}
 	SetExited(status int, at time.Time) bool
+	// MarkReaped records that the process's exit was reaped (before it is published); false if
+	// it was already. The process is never signalled again.
+	MarkReaped() bool
 	Stdio() shimio.Stdio
 	Start(ctx context.Context) error
 	Kill(ctx context.Context, sig uint32, all bool) error

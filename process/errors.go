@@ -90,6 +90,9 @@ func (m logMark) killError(err error) error {
 	if err == nil {
 		return nil
 	}
+	if errdefs.IsNotFound(err) {
+		return err
+	}
 	if errors.Is(err, unix.ESRCH) || errors.Is(err, os.ErrProcessDone) {
 		return fmt.Errorf("process already finished: %w", errdefs.ErrNotFound)
 	}

@@ -77,18 +77,13 @@ func (e *Exec) Start(ctx context.Context) error {
 	return nil
 }
 
-// Kill signals the exec process.
+// Kill signals the exec process, through its pidfd: once it has exited, even before its exit is
+// published, a signal could only reach another process that took its pid, so it is NotFound.
 func (e *Exec) Kill(_ context.Context, sig uint32, _ bool) error {
-	e.mu.Lock()
-	st, pid := e.state, e.pid
-	e.mu.Unlock()
-	switch st {
-	case Created:
+	if e.State() == Created {
 		return fmt.Errorf("%s not started: %w", e.name(), errdefs.ErrFailedPrecondition)
-	case Stopped, Deleted:
-		return fmt.Errorf("%s: process already finished: %w", e.name(), errdefs.ErrNotFound)
 	}
-	if err := unix.Kill(pid, unix.Signal(sig)); err != nil {
+	if err := e.signal(unix.Signal(sig)); err != nil {
 		return fmt.Errorf("%s: %w", e.name(), logMark{}.killError(err))
 	}
 	return nil

@@ -183,9 +183,23 @@ func (i *Init) Start(ctx context.Context) error {
 }
 
 // Kill signals the container's init, or with all every process of the container.
+//
+// A signal to the init goes through its pidfd, so it never reaches a process that took the pid
+// of an init that has exited (NotFound). The OCI runtime's kill is used where it does more than
+// signal the init: all (every process of the cgroup), and SIGKILL to a container sharing a PID
+// namespace (the runtime ends every process, which outlive the init otherwise) or paused (the
+// runtime thaws it, or the kill waits for a resume on cgroup v1). It checks the init's start
+// time itself.
 func (i *Init) Kill(ctx context.Context, sig uint32, all bool) error {
-	if st := i.State(); st == Stopped || st == Deleted {
-		return fmt.Errorf("container %s: process already finished: %w", i.id, errdefs.ErrNotFound)
+	st := i.State()
+	if st == Stopped || st == Deleted || i.reaped.Load() {
+		return fmt.Errorf("container %s: %w", i.id, errProcessGone)
+	}
+	if !all && !(unix.Signal(sig) == unix.SIGKILL && (i.sharedPID || st == Paused || st == Pausing)) {
+		if err := i.signal(unix.Signal(sig)); err != nil {
+			return fmt.Errorf("container %s: %w", i.id, logMark{}.killError(err))
+		}
+		return nil
 	}
 	m := markLog(i.rt.Log)
 	err := i.rt.Kill(ctx, i.id, int(sig), &runc.KillOpts{All: all})

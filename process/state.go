@@ -3,12 +3,31 @@
 package process
 
 import (
+	"errors"
 	"fmt"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/containerd/errdefs"
+	"golang.org/x/sys/unix"
 )
+
+// errProcessGone: the process has exited; a signal would not reach it.
+var errProcessGone = fmt.Errorf("process already finished: %w", errdefs.ErrNotFound)
+
+// openPidfd opens a pidfd for pid; -1 if the kernel has none (before Linux 5.3) or the process is
+// gone.
+func openPidfd(pid int) int {
+	if pid <= 0 {
+		return -1
+	}
+	fd, err := unix.PidfdOpen(pid, 0) // close-on-exec, always
+	if err != nil {
+		return -1
+	}
+	return fd
+}
 
 // State is where a process is in its life.
 type State uint8
@@ -58,12 +77,19 @@ type proc struct {
 	pid      int       // guarded by mu
 	status   int       // exit status, guarded by mu
 	exitedAt time.Time // guarded by mu
+	// pidfd refers to the process itself, whatever its pid becomes once it is reaped: signals
+	// go through it (signal). -1 before the pid is known, once the process stopped, or where the
+	// kernel has no pidfds. Guarded by mu.
+	pidfd int
+	// reaped: the reaper has collected the process's exit, which may not be published yet (its
+	// output is still being read): its pid may already belong to another process.
+	reaped atomic.Bool
 	// done is closed when the process has stopped (exited, or was deleted unstarted).
 	done chan struct{}
 }
 
 func newProc() proc {
-	return proc{done: make(chan struct{})}
+	return proc{done: make(chan struct{}), pidfd: -1}
 }
 
 // cas moves from → to if the process is still in from and the move is allowed. It returns false
@@ -92,10 +118,54 @@ func (p *proc) Pid() int {
 	return p.pid
 }
 
+// setPid records the pid of the process the OCI runtime started and opens a pidfd for it. Call
+// it while the process's start window is open (task's exitRouter): if the process died and its
+// pid was taken by another before the pidfd was opened, the window saw that exit, and the exit is
+// marked (MarkReaped) before any signal can go through the pidfd.
 func (p *proc) setPid(pid int) {
+	fd := openPidfd(pid)
 	p.mu.Lock()
 	p.pid = pid
+	if p.pidfd >= 0 {
+		unix.Close(p.pidfd)
+	}
+	p.pidfd = fd
 	p.mu.Unlock()
+}
+
+// MarkReaped records that the reaper has collected the process's exit; false if that was
+// recorded already (the exit is handled once). From then on the process is never signalled.
+func (p *proc) MarkReaped() bool { return p.reaped.CompareAndSwap(false, true) }
+
+// signal sends sig to the process: through its pidfd, or by pid where the kernel has none. A
+// process already reaped is never signalled (its pid may be another's): errProcessGone.
+func (p *proc) signal(sig unix.Signal) error {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	if p.reaped.Load() || p.state == Stopped || p.state == Deleted {
+		return errProcessGone
+	}
+	if p.pidfd >= 0 {
+		if err := unix.PidfdSendSignal(p.pidfd, sig, nil, 0); err != nil {
+			if errors.Is(err, unix.ESRCH) {
+				return errProcessGone
+			}
+			return err
+		}
+		return nil
+	}
+	if p.pid <= 0 {
+		return errProcessGone
+	}
+	return unix.Kill(p.pid, sig)
+}
+
+// closePidfd releases the pidfd once the process has stopped. Call with mu held.
+func (p *proc) closePidfdLocked() {
+	if p.pidfd >= 0 {
+		unix.Close(p.pidfd)
+		p.pidfd = -1
+	}
 }
 
 // Exit returns the exit status and time; both are zero until the process stopped.
@@ -116,6 +186,7 @@ func (p *proc) SetExited(status int, at time.Time) bool {
 	p.state = Stopped
 	p.status = status
 	p.exitedAt = at
+	p.closePidfdLocked()
 	close(p.done)
 	return true
 }
@@ -131,6 +202,7 @@ func (p *proc) markDeleted() error {
 	case Stopped:
 	case Created:
 		p.exitedAt = time.Now()
+		p.closePidfdLocked()
 		close(p.done)
 	case Deleted:
 		return fmt.Errorf("process already deleted: %w", errdefs.ErrNotFound)

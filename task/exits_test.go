@@ -5,6 +5,7 @@ package task
 import (
 	"context"
 	"errors"
+	"slices"
 	"sync"
 	"testing"
 	"time"
@@ -23,8 +24,11 @@ type fakeProc struct {
 	pid    int
 	mu     sync.Mutex
 	exited bool
+	reaped bool
 	status int
 	done   chan struct{}
+	// output, if set, is what WaitOutputTaken waits on: closed once the output "was read".
+	output chan struct{}
 }
 
 func newFake(id string, pid int) *fakeProc {
@@ -58,7 +62,18 @@ func (f *fakeProc) Start(context.Context) error              { return nil }
 func (f *fakeProc) Kill(context.Context, uint32, bool) error { return nil }
 func (f *fakeProc) Delete(context.Context) error             { return nil }
 func (f *fakeProc) CloseStdin() error                        { return nil }
-func (f *fakeProc) WaitOutputTaken()                         {}
+func (f *fakeProc) MarkReaped() bool {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	was := f.reaped
+	f.reaped = true
+	return !was
+}
+func (f *fakeProc) WaitOutputTaken() {
+	if f.output != nil {
+		<-f.output
+	}
+}
 
 func TestRouterRoutesRegisteredExit(t *testing.T) {
 	r := newExitRouter()
@@ -203,11 +218,49 @@ func TestHandleExitPublishesOnceInOrder(t *testing.T) {
 	s.handleExit(init, runc.Exit{Pid: 1, Status: 137})
 	s.handleExit(init, runc.Exit{Pid: 1, Status: 137}) // a duplicate must not publish again
 	s.handleExit(exec, runc.Exit{Pid: 2})
+	<-init.p.Done()
 	s.events.closeAndFlush()
 	if len(rec.exits) != 2 || rec.exits[0] != "e" || rec.exits[1] != "c" {
 		t.Fatalf("published exits %v (topics %v), want [e c]", rec.exits, rec.topics)
 	}
 	if st, _ := init.p.Exit(); st != 137 {
 		t.Fatalf("init status %d", st)
+	}
+}
+
+// One container's exit held by its unread output does not hold up another container's exit (the
+// dispatcher only records exits; each is published on its own), and a held init exit still comes
+// after its execs'.
+func TestExitHeldByOutputHoldsNoOtherContainer(t *testing.T) {
+	rec := &recorder{}
+	s := &service{events: newEventQueue(), router: newExitRouter()}
+	go s.events.forward(context.Background(), rec)
+	a, b := &container{id: "a"}, &container{id: "b"}
+	slow := newFake("a", 1)
+	slow.output = make(chan struct{}) // its output is not read until released
+	s.handleExit(routed{c: a, p: slow, init: true}, runc.Exit{Pid: 1})
+	execB := newFake("b-exec", 3)
+	if err := b.gate.enter("b", "b-exec"); err != nil {
+		t.Fatal(err)
+	}
+	initB := newFake("b", 2)
+	s.handleExit(routed{c: b, p: initB, init: true}, runc.Exit{Pid: 2, Status: 3})
+	s.handleExit(routed{c: b, p: execB}, runc.Exit{Pid: 3})
+	select {
+	case <-initB.Done():
+	case <-time.After(5 * time.Second):
+		t.Fatal("container b's exit is held by container a's unread output")
+	}
+	select {
+	case <-slow.Done():
+		t.Fatal("container a's exit was published before its output was read")
+	default:
+	}
+	close(slow.output)
+	<-slow.Done()
+	s.events.closeAndFlush()
+	want := []string{"b-exec", "b", "a"}
+	if !slices.Equal(rec.exits, want) {
+		t.Fatalf("published exits %v, want %v", rec.exits, want)
 	}
 }

@@ -56,7 +56,9 @@ func TestOOMPublishedBeforeInitExit(t *testing.T) {
 		id := fmt.Sprintf("c%d", i)
 		fakeCgroupV2(t, dirs[i], 1) // the kernel counts the kill, then the init dies
 		c := &container{id: id}
-		s.handleExit(routed{c: c, p: newFake(id, 100+i), init: true}, runc.Exit{Pid: 100 + i, Status: 137})
+		p := newFake(id, 100+i)
+		s.handleExit(routed{c: c, p: p, init: true}, runc.Exit{Pid: 100 + i, Status: 137})
+		<-p.Done()        // published
 		s.oom.release(id) // Delete
 	}
 	s.events.closeAndFlush()

@@ -121,23 +121,33 @@ func (s *service) dispatch() {
 	}
 }
 
-// handleExit publishes a process's exit, holding an init's exit until its execs' exits are out.
+// handleExit records a reaped exit and starts its publication, which runs off the dispatcher:
+// each process's exit waits for its own output to be read (publishExit), and one container's
+// unread output never holds up another's exit. The order that matters is kept: an init's exit is
+// published after the exits of its execs (execGate), and each process's exit once (MarkReaped).
 func (s *service) handleExit(rp routed, e runc.Exit) {
+	if !rp.p.MarkReaped() {
+		return // its exit was handled already
+	}
 	if rp.init {
 		if rp.c.sharedPID {
 			// Its other processes outlive it: end them, off the dispatcher, so that their
 			// exits (which the gate waits for) come.
 			go s.killRemaining(rp.c)
 		}
-		rp.c.gate.initExited(func() { s.publishExit(rp, e) })
+		// Recorded now, so that no exec starts from here on; published once the execs' are.
+		rp.c.gate.initExited(func() { go s.publishExit(rp, e) })
 		return
 	}
-	s.publishExit(rp, e)
-	rp.c.gate.leave()
+	go func() {
+		s.publishExit(rp, e)
+		rp.c.gate.leave()
+	}()
 }
 
-// publishExit queues the TaskExit event, then records the exit: a Wait that returns has its
-// event queued ahead of anything the client does next.
+// publishExit waits (bounded) for the process's output to be read, queues the TaskExit event,
+// then records the exit: a Wait that returns has its event queued ahead of anything the client
+// does next.
 func (s *service) publishExit(rp routed, e runc.Exit) {
 	if st := rp.p.State(); st == process.Stopped || st == process.Deleted {
 		return
