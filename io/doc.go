@@ -8,8 +8,11 @@
 //   - a read end of each stdout/stderr fifo, so that the container never gets EPIPE while
 //     containerd restarts and reopens its side.
 //
-// Fifos are handed to the container directly: no copy runs in the shim, so output is never
-// truncated by a drain timeout and throughput is the kernel's.
+// A container's init gets its fifos directly: no copy runs in the shim, so output is never
+// truncated by a drain timeout and throughput is the kernel's. An exec's output goes through a
+// pipe the shim copies to the fifo (Config.CopyOutput, copier.go): what the exec leaves behind
+// may hold its output for as long as it lives, and only the shim's own copy can be ended when the
+// exec is deleted.
 //
 // Import it as shimio: it shadows the standard library's io.
 package io
