@@ -156,7 +156,7 @@ func forkServer(cfg *startConfig, srv *server, listener *os.File) (*exec.Cmd, er
 	}
 	args := []string{"-namespace", cfg.namespace, "-id", srv.group, "-address", cfg.grpcAddress}
 	if cfg.debug {
-		args = append(args, "-debug")
+		args = append(append(args, "-debug"), debugSocketArgs(cfg, srv.group)...)
 	}
 	cmd := exec.Command(self, args...)
 	cmd.Dir = srv.bundle
