@@ -46,7 +46,7 @@ TESTFLAGS ?=
 
 .DEFAULT_GOAL := build
 
-.PHONY: all help build binaries install uninstall test root-test integration test-all demo deps \
+.PHONY: all help build binaries installer build-pprof install uninstall test root-test integration test-all demo deps \
 	install-deps images lint fmt vet tidy-check bench coverage clean
 
 all: build ## build the shim (same as build)
@@ -59,7 +59,15 @@ build: ## build bin/containerd-shim-custom-v1 (static, version-stamped)
 	@echo "$(WHALE) $@"
 	CGO_ENABLED=$(SHIM_CGO_ENABLED) $(GO) build $(GO_BUILD_FLAGS) -ldflags '$(LDFLAGS)' -o bin/$(SHIM) ./cmd/$(SHIM)
 
-binaries: build ## same as build
+binaries: build installer ## the shim and the node installer
+
+installer: ## build bin/custom-shim-install, the node installer (static, version-stamped)
+	@echo "$(WHALE) $@"
+	CGO_ENABLED=0 $(GO) build $(GO_BUILD_FLAGS) -ldflags '$(LDFLAGS)' -o bin/custom-shim-install ./cmd/custom-shim-install
+
+build-pprof: ## build bin/pprof/containerd-shim-custom-v1: the shim with -tags shim_pprof (ctr shim pprof under a debug-level containerd)
+	@echo "$(WHALE) $@"
+	CGO_ENABLED=$(SHIM_CGO_ENABLED) $(GO) build $(GO_BUILD_FLAGS) -tags shim_pprof -ldflags '$(LDFLAGS)' -o bin/pprof/$(SHIM) ./cmd/$(SHIM)
 
 install: ## install the shim into $(DESTDIR)$(PREFIX)/bin (run `make build` first)
 	@echo "$(WHALE) $@"
@@ -81,7 +89,7 @@ root-test: ## unit tests that need root (packages gate them on env ROOT_TESTS=1)
 integration: build images ## integration tests (root): differential runs against the reference shim on containerd 2.4 and 1.6
 	@echo "$(WHALE) $@"
 	@test -x $(DEPS_BIN)/containerd -a -x $(DEPS_BIN)/runc || { echo "$(ONI) $(DEPS_BIN) is incomplete: run 'make deps'"; exit 1; }
-	$(GOTEST) -tags integration -v -count=1 -timeout $(INTEGRATION_TIMEOUT) -skip '^TestCompat$$' ./tests/... $(TESTFLAGS)
+	$(GOTEST) -tags integration -v -count=1 -timeout $(INTEGRATION_TIMEOUT) -skip '^($(NODE_TESTS)|TestCompat)$$' ./tests/... $(TESTFLAGS)
 
 test-all: root-test ## unit tests (with the root-only ones), then integration tests judged by hack/integration-ci.sh (the README's test command; what CI runs)
 	hack/integration-ci.sh
@@ -185,3 +193,30 @@ compat: build images compat-deps ## smoke suite + upgrade to 2.4 against each co
 		$(GOTEST) -tags integration -v -count=1 -timeout $(COMPAT_TIMEOUT) -run '^TestCompat$$' ./tests/ $(TESTFLAGS); \
 		rc=$$?; echo; echo "compatibility matrix ($(COMPAT_OUT)/results.md):"; \
 		cat $(COMPAT_OUT)/results.md 2>/dev/null || echo "(no table: the test did not get that far)"; exit $$rc
+
+# Releases and nodes (issue 17): `make release` writes reproducible tarballs for RELEASE_PLATFORMS
+# into _output/release (hack/release.sh), `make release-test` proves two builds of HEAD identical
+# (hack/release-test.sh). `make node-test` runs the node installer against private daemons of
+# INSTALLER_LINES (building the compat lines it needs), the shim upgrade with running containers
+# and the pprof build; `make integration` leaves these tests (NODE_TESTS) to it.
+RELEASE_PLATFORMS ?= linux/amd64 linux/arm64
+RELEASE_OUT := $(OUTPUT)/release
+INSTALLER_LINES ?= 1.6 2.2 2.4
+NODE_TESTS := TestInstaller|TestShimUpgrade|TestPprof
+NODE_TIMEOUT ?= 20m
+
+.PHONY: release release-test node-test
+release: ## reproducible static tarballs (shim, installer, LICENSE, README, deploy/, BUILDINFO) and SHA256SUMS in _output/release
+	@echo "$(WHALE) $@"
+	VERSION=$(VERSION) REVISION=$(REVISION) OUT=$(RELEASE_OUT) PLATFORMS="$(RELEASE_PLATFORMS)" GO=$(GO) hack/release.sh
+
+release-test: ## build the release of HEAD twice (from two exports) and check the tarballs are byte-identical and work
+	@echo "$(WHALE) $@"
+	PLATFORMS="$(RELEASE_PLATFORMS)" GO=$(GO) hack/release-test.sh
+
+node-test: build installer build-pprof images ## node installer on INSTALLER_LINES, shim upgrade and pprof tests (root; builds the compat lines it needs)
+	@echo "$(WHALE) $@"
+	@lines="$(filter-out 1.6 2.4,$(INSTALLER_LINES))"; if [ -n "$$lines" ]; then \
+		$(MAKE) compat-deps COMPAT_VERSIONS="$$lines" || exit 1; fi
+	CST_INSTALLER_LINES="$(INSTALLER_LINES)" $(GOTEST) -tags integration -v -count=1 -timeout $(NODE_TIMEOUT) \
+		-run '^($(NODE_TESTS))$$' ./tests/ $(TESTFLAGS)

@@ -85,8 +85,8 @@ func run(ctx context.Context, args []string) int {
 		}
 		return 1
 	}
-	if wait && action == "install" {
-		waitForSignal()
+	if wait {
+		waitForSignal(action)
 	}
 	return 0
 }
@@ -105,7 +105,7 @@ func newFlags(o *installer.Options, containerd, handlers *string, wait *bool) *f
 	fs.StringVar(&o.RestartCommand, "restart-command", "systemctl restart containerd", "how -restart restarts containerd (run by /bin/sh -c)")
 	fs.BoolVar(&o.DryRun, "dry-run", false, "check and print the drop-in, change nothing")
 	fs.BoolVar(&o.Force, "force", false, "uninstall even while shims run from the installed binary")
-	fs.BoolVar(wait, "wait", false, "after install, wait for SIGTERM (the main process of a DaemonSet pod)")
+	fs.BoolVar(wait, "wait", false, "when done, wait for SIGTERM (the main process of a DaemonSet pod)")
 	return fs
 }
 
@@ -123,11 +123,12 @@ func printVersion() {
 		version.Version, version.GetRevision())
 }
 
-// waitForSignal blocks until SIGTERM or SIGINT. Leaving does not uninstall: a DaemonSet pod
-// ends on every rolling update, and the node must keep its runtime.
-func waitForSignal() {
+// waitForSignal blocks until SIGTERM or SIGINT, so that a DaemonSet pod stays Running once its
+// node is done. Leaving undoes nothing: a DaemonSet pod ends on every rolling update, and the
+// node must keep its runtime.
+func waitForSignal(action string) {
 	ch := make(chan os.Signal, 1)
 	signal.Notify(ch, syscall.SIGTERM, syscall.SIGINT)
-	fmt.Println("installed; waiting for SIGTERM (leaving does not uninstall)")
+	fmt.Printf("%s done; waiting for SIGTERM (leaving undoes nothing)\n", action)
 	<-ch
 }

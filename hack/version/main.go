@@ -1,8 +1,9 @@
 // Command version prints the version of a build of this tree (version.FromGit): the Makefile
 // stamps it into the shim and names the release tarballs with it.
 //
-//	go run ./hack/version            # asks git about the working tree
-//	go run ./hack/version -revision  # the full commit instead
+//	go run ./hack/version              # asks git about the working tree
+//	go run ./hack/version -committed   # the commit HEAD, whatever the working tree holds
+//	go run ./hack/version -revision    # the full commit instead
 package main
 
 import (
@@ -17,6 +18,7 @@ import (
 
 func main() {
 	revision := flag.Bool("revision", false, "print the full commit instead of the version")
+	committed := flag.Bool("committed", false, "the version of HEAD as committed (never dirty)")
 	flag.Parse()
 	commit := git("rev-parse", "HEAD")
 	if *revision {
@@ -27,8 +29,8 @@ func main() {
 	describe := git("describe", "--tags", "--match", "v[0-9]*.[0-9]*.[0-9]*", "--abbrev=12", "HEAD")
 	// Tracked files only: an untracked scratch file does not make a build dirty.
 	dirty := git("status", "--porcelain", "--untracked-files=no") != ""
-	if commit == "" {
-		dirty = false // not a git tree: nothing to compare with
+	if commit == "" || *committed {
+		dirty = false // not a git tree (nothing to compare with), or asked about the commit alone
 	}
 	fmt.Println(version.FromGit(describe, commit, dirty))
 }
@@ -47,7 +49,7 @@ func git(args ...string) string {
 
 func init() {
 	flag.Usage = func() {
-		fmt.Fprintln(os.Stderr, "usage: go run ./hack/version [-revision]")
+		fmt.Fprintln(os.Stderr, "usage: go run ./hack/version [-committed | -revision]")
 		flag.PrintDefaults()
 	}
 }
