@@ -182,24 +182,14 @@ func (i *Init) Start(ctx context.Context) error {
 	return nil
 }
 
-// Kill signals the container's init, or with all every process of the container.
-//
-// A signal to the init goes through its pidfd, so it never reaches a process that took the pid
-// of an init that has exited (NotFound). The OCI runtime's kill is used where it does more than
-// signal the init: all (every process of the cgroup), and SIGKILL to a container sharing a PID
-// namespace (the runtime ends every process, which outlive the init otherwise) or paused (the
-// runtime thaws it, or the kill waits for a resume on cgroup v1). It checks the init's start
-// time itself.
+// Kill signals the container's init, or with all every process of the container, through the
+// OCI runtime: a runtime named by BinaryName may give a signal a meaning of its own (a sandboxed
+// runtime's init pid is not the application), and runc checks the init's start time before it
+// signals, so it never hits a process that took an exited init's pid. Before that, an init
+// already reaped, or gone by its pidfd, is NotFound without a runtime call.
 func (i *Init) Kill(ctx context.Context, sig uint32, all bool) error {
-	st := i.State()
-	if st == Stopped || st == Deleted || i.reaped.Load() {
+	if st := i.State(); st == Stopped || st == Deleted || !i.alive() {
 		return fmt.Errorf("container %s: %w", i.id, errProcessGone)
-	}
-	if !all && !(unix.Signal(sig) == unix.SIGKILL && (i.sharedPID || st == Paused || st == Pausing)) {
-		if err := i.signal(unix.Signal(sig)); err != nil {
-			return fmt.Errorf("container %s: %w", i.id, logMark{}.killError(err))
-		}
-		return nil
 	}
 	m := markLog(i.rt.Log)
 	err := i.rt.Kill(ctx, i.id, int(sig), &runc.KillOpts{All: all})

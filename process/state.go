@@ -160,6 +160,21 @@ func (p *proc) signal(sig unix.Signal) error {
 	return unix.Kill(p.pid, sig)
 }
 
+// alive reports whether the process may still be signalled: not reaped, and (where it has a
+// pidfd) not gone. A process whose pid is not known yet (a restore not started) counts as alive:
+// the OCI runtime decides.
+func (p *proc) alive() bool {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	if p.reaped.Load() {
+		return false
+	}
+	if p.pidfd < 0 {
+		return true
+	}
+	return !errors.Is(unix.PidfdSendSignal(p.pidfd, 0, nil, 0), unix.ESRCH)
+}
+
 // closePidfd releases the pidfd once the process has stopped. Call with mu held.
 func (p *proc) closePidfdLocked() {
 	if p.pidfd >= 0 {
