@@ -1,3 +1,5 @@
+//go:build linux
+
 // Package installer puts containerd-shim-custom-v1 on a node and takes it off again: the
 // binary, and the CRI runtime handlers in containerd's config, as a drop-in file that the
 // operator's own config imports. It never edits the operator's config file.

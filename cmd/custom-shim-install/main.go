@@ -1,3 +1,5 @@
+//go:build linux
+
 // Command custom-shim-install installs containerd-shim-custom-v1 on a node: the binary where
 // containerd finds it, and the CRI runtime handlers as a drop-in of containerd's config (see
 // package installer), or removes them again.
