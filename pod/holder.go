@@ -1,0 +1,244 @@
+//go:build linux
+
+package pod
+
+import (
+	"errors"
+	"fmt"
+	"os"
+	"os/exec"
+	"runtime"
+	"sync"
+	"syscall"
+
+	"github.com/containerd/containerd/v2/pkg/sys/reaper"
+	runc "github.com/containerd/go-runc"
+	"golang.org/x/sys/unix"
+)
+
+// image is the holder executable of this shim process: a sealed memfd written once, on the first
+// Start, and kept open (one page of shmem) for the shim's life.
+var image struct {
+	mu sync.Mutex
+	f  *os.File // guarded by mu; nil until the first successful holderExecutable
+}
+
+// holderExecutable returns the sealed memfd that holds the holder's image, creating it on first use.
+func holderExecutable() (*os.File, error) {
+	image.mu.Lock()
+	defer image.mu.Unlock()
+	if image.f != nil {
+		return image.f, nil
+	}
+	b, err := holderImage()
+	if err != nil {
+		return nil, err
+	}
+	f, err := sealedMemfd(holderComm, b)
+	if err != nil {
+		return nil, err
+	}
+	image.f = f
+	return f, nil
+}
+
+// sealedMemfd returns a close-on-exec memfd holding b that nobody can change any more (its size,
+// its bytes, its seals; and, where the kernel has F_SEAL_EXEC (6.3), its mode). It asks for
+// MFD_EXEC, which kernels since 6.3 want for an executable memfd (without it they log a warning,
+// and vm.memfd_noexec=1 makes the memfd non-executable); older kernels refuse the unknown flag
+// with EINVAL, and then the memfd is executable anyway.
+func sealedMemfd(name string, b []byte) (*os.File, error) {
+	const flags = unix.MFD_CLOEXEC | unix.MFD_ALLOW_SEALING
+	fd, err := unix.MemfdCreate(name, flags|unix.MFD_EXEC)
+	if errors.Is(err, unix.EINVAL) {
+		fd, err = unix.MemfdCreate(name, flags)
+	}
+	if errors.Is(err, unix.EACCES) {
+		return nil, fmt.Errorf("memfd_create(MFD_EXEC): %w (vm.memfd_noexec=2 forbids executable memfds)", err)
+	}
+	if err != nil {
+		return nil, fmt.Errorf("memfd_create: %w", err)
+	}
+	f := os.NewFile(uintptr(fd), "memfd:"+name)
+	if _, err := f.Write(b); err != nil {
+		f.Close()
+		return nil, fmt.Errorf("write holder image: %w", err)
+	}
+	_, _ = unix.FcntlInt(f.Fd(), unix.F_ADD_SEALS, unix.F_SEAL_EXEC) // EINVAL before 6.3: no such seal
+	seals := unix.F_SEAL_SHRINK | unix.F_SEAL_GROW | unix.F_SEAL_WRITE | unix.F_SEAL_SEAL
+	if _, err := unix.FcntlInt(f.Fd(), unix.F_ADD_SEALS, seals); err != nil {
+		f.Close()
+		return nil, fmt.Errorf("seal holder image: %w", err)
+	}
+	return f, nil
+}
+
+// nsSpec says which namespaces the holder gets and what is set up in them.
+type nsSpec struct {
+	id             string // the sandbox's, in the holder's argv
+	newIPC, newUTS bool   // unshare a new IPC / UTS namespace
+	newPID         bool   // start the holder as PID 1 of a new PID namespace
+	hostname       string // set in the new UTS namespace if not ""
+	netns          string // the network namespace to enter, "" for the shim's own (the host's)
+	sysctls        []sysctl
+}
+
+// enter moves the calling thread into the pod's IPC, UTS and network namespaces and applies the
+// pod's sysctls there. The thread must be locked to its goroutine and never unlocked: its
+// namespaces are no longer the shim's, so it must end with the goroutine (runtime.LockOSThread:
+// a goroutine that exits locked takes its thread with it). Each of these namespaces is a
+// property of the thread (unshare(2), setns(2) act on the caller only), and so is what a
+// namespaced sysctl under /proc/sys resolves to: the kernel looks up /proc/sys/net and the IPC
+// and UTS entries in the namespaces of the task that opens them (root tests check each).
+func (s *nsSpec) enter() error {
+	var flags int
+	if s.newIPC {
+		flags |= unix.CLONE_NEWIPC
+	}
+	if s.newUTS {
+		flags |= unix.CLONE_NEWUTS
+	}
+	if flags != 0 {
+		if err := unix.Unshare(flags); err != nil {
+			return fmt.Errorf("unshare: %w", err)
+		}
+	}
+	if s.newUTS && s.hostname != "" {
+		if err := unix.Sethostname([]byte(s.hostname)); err != nil {
+			return fmt.Errorf("sethostname %q: %w", s.hostname, err)
+		}
+	}
+	if s.netns != "" {
+		if err := setns(s.netns, unix.CLONE_NEWNET); err != nil {
+			return err
+		}
+	}
+	for _, sc := range s.sysctls {
+		if err := sc.apply(); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// setns moves the calling thread into the namespace of kind nstype at path.
+func setns(path string, nstype int) error {
+	fd, err := unix.Open(path, unix.O_RDONLY|unix.O_CLOEXEC, 0)
+	if err != nil {
+		return fmt.Errorf("open namespace %s: %w", path, err)
+	}
+	defer unix.Close(fd)
+	if err := unix.Setns(fd, nstype); err != nil {
+		return fmt.Errorf("setns %s: %w", path, err)
+	}
+	return nil
+}
+
+// holder is a running holder process.
+type holder struct {
+	pid int            // in the shim's PID namespace
+	cmd *exec.Cmd      // its Process is used under procMu only
+	ec  chan runc.Exit // the reaper's subscription; wait consumes it
+	// hold is the pipe's write end, the holder's life line: closing it (release) makes the
+	// holder exit. Only the shim has it (close-on-exec). Owned by the Pod's opMu.
+	hold *os.File
+
+	// procMu serialises kill with the release of cmd.Process after the exit (os.Process.Release
+	// writes its Pid field, which Signal reads).
+	procMu   sync.Mutex
+	released bool // guarded by procMu
+}
+
+// startHolder starts a holder in the namespaces s describes: from a goroutine locked to a thread
+// of its own, which enters the namespaces and forks the holder (which inherits the thread's
+// namespaces; CLONE_NEWPID makes it PID 1 of a new PID namespace), then ends with its thread.
+// The holder is started through pkg/shim's reaper, which reaps every child of the shim.
+func startHolder(s nsSpec) (*holder, error) {
+	exe, err := holderExecutable()
+	if err != nil {
+		return nil, err
+	}
+	// A blocking pipe (pipe2 without O_NONBLOCK; os.Pipe's read end would be non-blocking, and
+	// the holder would read EAGAIN and exit).
+	var p [2]int
+	if err := unix.Pipe2(p[:], unix.O_CLOEXEC); err != nil {
+		return nil, fmt.Errorf("pipe: %w", err)
+	}
+	r, w := os.NewFile(uintptr(p[0]), "holder-r"), os.NewFile(uintptr(p[1]), "holder-w")
+	defer r.Close()
+	cmd := holderCmd(s, r, exe)
+
+	type started struct {
+		ec  chan runc.Exit
+		err error
+	}
+	res := make(chan started, 1)
+	go func() {
+		runtime.LockOSThread() // never unlocked: see nsSpec.enter
+		if err := s.enter(); err != nil {
+			res <- started{err: err}
+			return
+		}
+		ec, err := reaper.Default.Start(cmd)
+		res <- started{ec, err}
+	}()
+	out := <-res
+	if out.err != nil {
+		w.Close()
+		return nil, out.err
+	}
+	return &holder{pid: cmd.Process.Pid, cmd: cmd, ec: out.ec, hold: w}, nil
+}
+
+// holderCmd is the command that runs the holder: the memfd exe becomes the child's fd 4 and is
+// executed as /proc/self/fd/4 (os/exec dup2s ExtraFiles onto fds 3, 4, ... in the child before
+// the exec, so the memfd's number in the shim could be overwritten; fd 4 cannot), the pipe's
+// read end r its fd 3. No environment (it would be copied onto the holder's stack), cwd / (so
+// that it pins no directory of the shim), a session of its own.
+func holderCmd(s nsSpec, r, exe *os.File) *exec.Cmd {
+	attr := &syscall.SysProcAttr{Setsid: true}
+	if s.newPID {
+		attr.Cloneflags = unix.CLONE_NEWPID
+	}
+	return &exec.Cmd{
+		Path:        "/proc/self/fd/4",
+		Args:        []string{holderComm, s.id},
+		Env:         []string{},
+		Dir:         "/",
+		ExtraFiles:  []*os.File{r, exe},
+		SysProcAttr: attr,
+	}
+}
+
+// wait blocks until the reaper reports the holder's exit and returns its status (128+signal if
+// it was killed), then lets go of the process handle (and its pidfd). Call it once.
+func (h *holder) wait() int {
+	status, err := reaper.Default.Wait(h.cmd, h.ec)
+	if err != nil {
+		status = -1 // the reaper closed the subscription: nothing will report the exit
+	}
+	h.procMu.Lock()
+	h.released = true
+	_ = h.cmd.Process.Release()
+	h.procMu.Unlock()
+	return status
+}
+
+// release closes the holder's life line: it exits once it reads EOF. Idempotent; callers
+// serialise it (the Pod's opMu).
+func (h *holder) release() {
+	if h.hold != nil {
+		h.hold.Close()
+		h.hold = nil
+	}
+}
+
+// kill sends SIGKILL through the process handle's pidfd, which never signals another process
+// that took the pid; a no-op once the holder's exit was reported.
+func (h *holder) kill() {
+	h.procMu.Lock()
+	defer h.procMu.Unlock()
+	if !h.released {
+		_ = h.cmd.Process.Signal(unix.SIGKILL)
+	}
+}

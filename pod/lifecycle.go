@@ -1,0 +1,233 @@
+//go:build linux
+
+package pod
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"sync"
+	"time"
+
+	"github.com/containerd/errdefs"
+)
+
+// Bounds on Stop's wait for the holder (it exits within microseconds of reading EOF; these
+// matter only for a holder stopped with SIGSTOP, or stuck in the kernel).
+const (
+	holderExitTimeout = 2 * time.Second // after its pipe is closed, before SIGKILL
+	holderKillTimeout = 5 * time.Second // after SIGKILL
+)
+
+// Pod is a pod's namespaces (held by its holder process) and shared files. Its methods are safe
+// for concurrent use.
+type Pod struct {
+	id, bundle, netns string
+	cfg               Config
+	created           time.Time
+	done              chan struct{} // closed by setStopped, once
+
+	// opMu serialises Start, Stop and Release (and guards holder.hold); the exit path (watch)
+	// never takes it. Lock order: opMu, then mu.
+	opMu sync.Mutex
+
+	mu       sync.Mutex // guards the fields below
+	state    State
+	holder   *holder // set by Start; nil for a pod never started
+	exitedAt time.Time
+	exitCode int
+}
+
+// New validates opts (InvalidArgument: an empty or malformed id, a relative or missing bundle,
+// a user namespace asked for (mode POD: not supported), PID mode TARGET, sysctls that are not
+// namespaced, net.* sysctls with host network, IPC sysctls with host IPC), writes the pod's
+// files into the bundle (hostname: Config.Hostname or the host's, and a newline; hosts: a copy
+// of the host's /etc/hosts; resolv.conf: from Config.DNS as podsandbox writes it, else a copy
+// of the host's /etc/resolv.conf), and unless IPC is ModeNode mounts a tmpfs at <bundle>/shm
+// (nosuid, nodev, noexec, mode=1777, size=64m, as podsandbox does). The pod is Created. On error
+// nothing of it is left.
+func New(opts Options) (*Pod, error) {
+	cfg := Config{}
+	if opts.Config != nil {
+		cfg = *opts.Config
+	}
+	if err := validate(&opts, &cfg); err != nil {
+		return nil, err
+	}
+	p := &Pod{
+		id: opts.ID, bundle: opts.Bundle, netns: opts.NetNSPath, cfg: cfg,
+		created: time.Now(), done: make(chan struct{}),
+	}
+	if err := p.setUp(); err != nil {
+		_ = unmountShm(p.bundle)
+		_ = removeFiles(p.bundle)
+		return nil, fmt.Errorf("sandbox %s: %w", p.id, err)
+	}
+	return p, nil
+}
+
+// setUp writes the pod's files and mounts its shm.
+func (p *Pod) setUp() error {
+	if err := writeFiles(p.bundle, &p.cfg); err != nil {
+		return err
+	}
+	if p.cfg.IPC == ModeNode {
+		return nil
+	}
+	return mountShm(p.bundle)
+}
+
+// Start starts the holder in the pod's namespaces: new IPC (unless IPC is ModeNode) and UTS
+// (unless Network is ModeNode: host network means the host's UTS) namespaces with the pod's
+// hostname, the network namespace of Options.NetNSPath, the pod's sysctls applied there, and
+// with PID ModePod a new PID namespace whose PID 1 the holder is. The pod must be Created
+// (else FailedPrecondition); it is Ready once Start returns nil, and stays Created on error.
+func (p *Pod) Start(ctx context.Context) error {
+	p.opMu.Lock()
+	defer p.opMu.Unlock()
+	if st := p.Status().State; st != Created {
+		return fmt.Errorf("sandbox %s: start in state %s: %w", p.id, st, errdefs.ErrFailedPrecondition)
+	}
+	if err := ctx.Err(); err != nil {
+		return fmt.Errorf("sandbox %s: start: %w", p.id, err)
+	}
+	sysctls, err := podSysctls(&p.cfg, p.netns) // checked by New
+	if err != nil {
+		return fmt.Errorf("sandbox %s: %w", p.id, err)
+	}
+	h, err := startHolder(nsSpec{
+		id:       p.id,
+		newIPC:   p.cfg.IPC != ModeNode,
+		newUTS:   p.cfg.Network != ModeNode,
+		newPID:   p.cfg.PID == ModePod,
+		hostname: p.cfg.Hostname,
+		netns:    p.netns,
+		sysctls:  sysctls,
+	})
+	if err != nil {
+		return fmt.Errorf("sandbox %s: start holder: %w", p.id, err)
+	}
+	p.mu.Lock()
+	p.holder, p.state = h, Ready
+	p.mu.Unlock()
+	go p.watch(h)
+	return nil
+}
+
+// watch records the holder's exit: the pod is Stopped from then on. It is the pod's only
+// goroutine; it ends with the holder.
+func (p *Pod) watch(h *holder) {
+	p.setStopped(h.wait())
+}
+
+// setStopped makes the pod Stopped with exit status code, unless it is already.
+func (p *Pod) setStopped(code int) {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	if p.state == Stopped {
+		return
+	}
+	p.state, p.exitCode, p.exitedAt = Stopped, code, time.Now()
+	close(p.done)
+}
+
+// Stop ends the holder (it exits when its pipe closes; SIGKILL after holderExitTimeout) and
+// waits for its exit, bounded by ctx and holderKillTimeout, then unmounts <bundle>/shm. The
+// namespaces go with the holder unless a member container still holds them. Idempotent; a pod
+// never started becomes Stopped too. Done is closed once Stop returns nil.
+func (p *Pod) Stop(ctx context.Context) error {
+	p.opMu.Lock()
+	defer p.opMu.Unlock()
+	return p.stop(ctx)
+}
+
+// stop is Stop; the caller holds opMu.
+func (p *Pod) stop(ctx context.Context) error {
+	p.mu.Lock()
+	h := p.holder
+	p.mu.Unlock()
+	if h == nil {
+		p.setStopped(0)
+	} else if err := p.endHolder(ctx, h); err != nil {
+		return fmt.Errorf("sandbox %s: stop: %w", p.id, err)
+	}
+	if err := unmountShm(p.bundle); err != nil {
+		return fmt.Errorf("sandbox %s: stop: %w", p.id, err)
+	}
+	return nil
+}
+
+// endHolder closes h's life line and waits for the pod to be Stopped, with SIGKILL if the
+// holder does not exit in holderExitTimeout.
+func (p *Pod) endHolder(ctx context.Context, h *holder) error {
+	h.release()
+	if err := p.waitStopped(ctx, holderExitTimeout); err == nil || ctx.Err() != nil {
+		return err
+	}
+	h.kill()
+	if err := p.waitStopped(ctx, holderKillTimeout); err != nil {
+		return fmt.Errorf("holder pid %d: %w", h.pid, err)
+	}
+	return nil
+}
+
+// errHolderStuck: the holder did not exit in time.
+var errHolderStuck = errors.New("did not exit")
+
+// waitStopped waits until done is closed, ctx ends (its error) or timeout passes (errHolderStuck).
+func (p *Pod) waitStopped(ctx context.Context, timeout time.Duration) error {
+	t := time.NewTimer(timeout)
+	defer t.Stop()
+	select {
+	case <-p.done:
+		return nil
+	case <-ctx.Done():
+		return ctx.Err()
+	case <-t.C:
+		return fmt.Errorf("%w within %v", errHolderStuck, timeout)
+	}
+}
+
+// Release stops the pod and removes its files: nothing of it is left (no mount, no process, no
+// namespace pin). Idempotent.
+func (p *Pod) Release(ctx context.Context) error {
+	p.opMu.Lock()
+	defer p.opMu.Unlock()
+	if err := p.stop(ctx); err != nil {
+		return err
+	}
+	if err := removeFiles(p.bundle); err != nil {
+		return fmt.Errorf("sandbox %s: release: %w", p.id, err)
+	}
+	return nil
+}
+
+// Done is closed once the pod is Stopped: its holder exited, or Stop ended a pod never started.
+func (p *Pod) Done() <-chan struct{} { return p.done }
+
+// Status reports the pod's state, holder pid and times.
+func (p *Pod) Status() Status {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	st := Status{
+		ID: p.id, State: p.state, CreatedAt: p.created, NetNSPath: p.netns,
+		ExitedAt: p.exitedAt, ExitCode: p.exitCode,
+	}
+	if p.holder != nil {
+		st.Pid = p.holder.pid
+	}
+	return st
+}
+
+// String names a state for messages.
+func (s State) String() string {
+	switch s {
+	case Created:
+		return "created"
+	case Ready:
+		return "ready"
+	case Stopped:
+		return "stopped"
+	}
+	return fmt.Sprintf("State(%d)", int(s))
+}

@@ -1,0 +1,223 @@
+//go:build linux
+
+package pod
+
+import (
+	"errors"
+	"fmt"
+	"os"
+	"path/filepath"
+	"sort"
+	"strings"
+
+	"github.com/containerd/errdefs"
+	"golang.org/x/sys/unix"
+)
+
+// maxIDLength is containerd's limit on identifiers (pkg/identifiers).
+const maxIDLength = 76
+
+// validID reports whether id is a containerd identifier: alphanumeric runs joined by single
+// '.', '_' or '-', at most maxIDLength bytes (it names files and appears in paths).
+func validID(id string) bool {
+	if id == "" || len(id) > maxIDLength {
+		return false
+	}
+	prevSep := true // no separator first
+	for _, c := range []byte(id) {
+		switch {
+		case c >= 'a' && c <= 'z', c >= 'A' && c <= 'Z', c >= '0' && c <= '9':
+			prevSep = false
+		case c == '.' || c == '_' || c == '-':
+			if prevSep {
+				return false
+			}
+			prevSep = true
+		default:
+			return false
+		}
+	}
+	return !prevSep
+}
+
+// validate checks o before anything is written: every refusal is InvalidArgument (or, for an
+// arch without a holder, NotImplemented). cfg is o.Config, or a zero Config if that is nil.
+func validate(o *Options, cfg *Config) error {
+	if !validID(o.ID) {
+		return fmt.Errorf("sandbox %q: invalid id: %w", o.ID, errdefs.ErrInvalidArgument)
+	}
+	if !filepath.IsAbs(o.Bundle) {
+		return fmt.Errorf("sandbox %s: bundle %q is not an absolute path: %w", o.ID, o.Bundle, errdefs.ErrInvalidArgument)
+	}
+	if fi, err := os.Stat(o.Bundle); err != nil || !fi.IsDir() {
+		return fmt.Errorf("sandbox %s: bundle %q is not a directory: %w", o.ID, o.Bundle, errdefs.ErrInvalidArgument)
+	}
+	if o.NetNSPath != "" {
+		if _, err := os.Stat(o.NetNSPath); err != nil || !filepath.IsAbs(o.NetNSPath) {
+			return fmt.Errorf("sandbox %s: network namespace %q: %v: %w", o.ID, o.NetNSPath, err, errdefs.ErrInvalidArgument)
+		}
+	}
+	if err := validateModes(cfg); err != nil {
+		return fmt.Errorf("sandbox %s: %w", o.ID, err)
+	}
+	if _, err := holderImage(); err != nil {
+		return fmt.Errorf("sandbox %s: %w", o.ID, err)
+	}
+	if _, err := podSysctls(cfg, o.NetNSPath); err != nil {
+		return fmt.Errorf("sandbox %s: %w", o.ID, err)
+	}
+	return nil
+}
+
+// validateModes checks the pod's namespace modes against what a pause-less pod can be.
+func validateModes(c *Config) error {
+	for _, m := range []struct {
+		name string
+		mode NamespaceMode
+	}{{"network", c.Network}, {"ipc", c.IPC}, {"pid", c.PID}} {
+		if m.mode == ModeTarget {
+			return fmt.Errorf("%s namespace mode TARGET: a pod cannot target a container: %w", m.name, errdefs.ErrInvalidArgument)
+		}
+		if m.mode < ModePod || m.mode > ModeNode {
+			return fmt.Errorf("%s namespace mode %d: %w", m.name, m.mode, errdefs.ErrInvalidArgument)
+		}
+	}
+	if c.HasUserns {
+		switch c.Userns {
+		case ModeNode:
+		case ModePod:
+			return fmt.Errorf("user namespace (mode POD) asked for: pause-less pods do not support user namespaces: %w", errdefs.ErrInvalidArgument)
+		default:
+			return fmt.Errorf("user namespace mode %d: %w", c.Userns, errdefs.ErrInvalidArgument)
+		}
+	}
+	return nil
+}
+
+// sysctl is one of the pod's sysctls, to be written to path (under /proc/sys) from a thread in
+// the pod's namespaces.
+type sysctl struct {
+	key, path, value string
+}
+
+// apply writes the sysctl's value; a sysctl the kernel does not have, or a value it refuses, is
+// InvalidArgument.
+func (s sysctl) apply() error {
+	f, err := os.OpenFile(s.path, os.O_WRONLY, 0)
+	if err != nil {
+		if errors.Is(err, os.ErrNotExist) {
+			return fmt.Errorf("sysctl %s: no such sysctl: %w", s.key, errdefs.ErrInvalidArgument)
+		}
+		return fmt.Errorf("sysctl %s: %w", s.key, err)
+	}
+	defer f.Close()
+	if _, err := f.WriteString(s.value); err != nil {
+		if errors.Is(err, unix.EINVAL) {
+			return fmt.Errorf("sysctl %s=%q: %w: %w", s.key, s.value, err, errdefs.ErrInvalidArgument)
+		}
+		return fmt.Errorf("sysctl %s=%q: %w", s.key, s.value, err)
+	}
+	return nil
+}
+
+// ipcSysctls are the sysctls of an IPC namespace besides fs.mqueue.* (ipc/ipc_sysctl.c).
+var ipcSysctls = map[string]bool{
+	"kernel.msgmax": true, "kernel.msgmnb": true, "kernel.msgmni": true, "kernel.sem": true,
+	"kernel.shmall": true, "kernel.shmmax": true, "kernel.shmmni": true, "kernel.shm_rmid_forced": true,
+}
+
+// podSysctls checks the pod's sysctls and returns them in key order with their paths. Only
+// sysctls of the namespaces the pod has of its own may be set: IPC ones (kernel.shm*, msg*,
+// sem, fs.mqueue.*) with a pod IPC namespace, net.* with a network namespace that is not the
+// shim's, kernel.domainname with a pod UTS namespace (that is, not host network). kernel.hostname
+// is the pod's hostname field's; anything else would change the host.
+func podSysctls(c *Config, netns string) ([]sysctl, error) {
+	keys := make([]string, 0, len(c.Sysctls))
+	for k := range c.Sysctls {
+		keys = append(keys, k)
+	}
+	sort.Strings(keys)
+	out := make([]sysctl, 0, len(keys))
+	for _, k := range keys {
+		dotted := dotSeparated(k)
+		path, err := sysctlPath(dotted)
+		if err != nil {
+			return nil, err
+		}
+		if err := sysctlAllowed(dotted, c, netns); err != nil {
+			return nil, err
+		}
+		out = append(out, sysctl{key: dotted, path: path, value: c.Sysctls[k]})
+	}
+	return out, nil
+}
+
+// sysctlAllowed refuses a sysctl that is not in a namespace of the pod's own.
+func sysctlAllowed(key string, c *Config, netns string) error {
+	switch {
+	case ipcSysctls[key] || strings.HasPrefix(key, "fs.mqueue."):
+		if c.IPC == ModeNode {
+			return fmt.Errorf("sysctl %s is not allowed with host IPC: %w", key, errdefs.ErrInvalidArgument)
+		}
+	case strings.HasPrefix(key, "net."):
+		if c.Network == ModeNode || netns == "" {
+			return fmt.Errorf("sysctl %s is not allowed with host network: %w", key, errdefs.ErrInvalidArgument)
+		}
+		if sameFile(netns, "/proc/self/ns/net") {
+			return fmt.Errorf("sysctl %s is not allowed: %s is the host's network namespace: %w", key, netns, errdefs.ErrInvalidArgument)
+		}
+	case key == "kernel.domainname":
+		if c.Network == ModeNode {
+			return fmt.Errorf("sysctl %s is not allowed with host network (host UTS namespace): %w", key, errdefs.ErrInvalidArgument)
+		}
+	case key == "kernel.hostname":
+		return fmt.Errorf("sysctl %s is not allowed: the pod's hostname sets it: %w", key, errdefs.ErrInvalidArgument)
+	default:
+		return fmt.Errorf("sysctl %s is not namespaced: %w", key, errdefs.ErrInvalidArgument)
+	}
+	return nil
+}
+
+// dotSeparated returns key in the dotted form: a key whose first separator is '/' is in the
+// slash form ("net/ipv4/conf/eth0.100/rp_filter"), where '.' and '/' trade places
+// ("net.ipv4.conf.eth0/100.rp_filter"), as runc and the kubelet read them.
+func dotSeparated(key string) string {
+	if i := strings.IndexAny(key, "./"); i < 0 || key[i] == '.' {
+		return key
+	}
+	return swapDotSlash(key)
+}
+
+// sysctlPath returns the /proc/sys path of a dotted key; a key that is empty, has an empty,
+// "." or ".." component, or a NUL is InvalidArgument.
+func sysctlPath(dotted string) (string, error) {
+	rel := swapDotSlash(dotted)
+	for _, part := range strings.Split(rel, "/") {
+		if part == "" || part == "." || part == ".." || strings.ContainsRune(part, 0) {
+			return "", fmt.Errorf("sysctl %q: invalid name: %w", dotted, errdefs.ErrInvalidArgument)
+		}
+	}
+	return "/proc/sys/" + rel, nil
+}
+
+func swapDotSlash(s string) string {
+	return strings.Map(func(r rune) rune {
+		switch r {
+		case '.':
+			return '/'
+		case '/':
+			return '.'
+		}
+		return r
+	}, s)
+}
+
+// sameFile reports whether paths a and b name the same file (inode).
+func sameFile(a, b string) bool {
+	fa, err := os.Stat(a)
+	if err != nil {
+		return false
+	}
+	fb, err := os.Stat(b)
+	return err == nil && os.SameFile(fa, fb)
+}
