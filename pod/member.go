@@ -172,10 +172,10 @@ func (p *Pod) sharesIPC(spec *memberSpec) bool {
 	return false
 }
 
-// mountAt returns the index of the mount at dest, or -1.
+// mountAt returns the index of the last mount at dest (the one the container sees), or -1.
 func mountAt(mounts []mount, dest string) int {
-	for i, m := range mounts {
-		if filepath.Clean(m.Destination) == dest {
+	for i := len(mounts) - 1; i >= 0; i-- {
+		if filepath.Clean(mounts[i].Destination) == dest {
 			return i
 		}
 	}

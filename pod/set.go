@@ -93,14 +93,15 @@ func (s *Set) Get(id string) (*Pod, error) {
 	return p, nil
 }
 
-// Remove takes pod id out of the set.
+// Remove takes pod id out of the set (if there) and calls the OnRemove function: also for an id
+// the set never had, so that a shim whose CreateSandbox failed does not outlive containerd's
+// ShutdownSandbox of it.
 func (s *Set) Remove(id string) {
 	s.mu.Lock()
-	_, ok := s.pods[id]
 	delete(s.pods, id)
 	fn := s.removed
 	s.mu.Unlock()
-	if ok && fn != nil {
+	if fn != nil {
 		fn()
 	}
 }

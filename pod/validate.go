@@ -160,8 +160,11 @@ func sysctlAllowed(key string, c *Config, netns string) error {
 			return fmt.Errorf("sysctl %s is not allowed with host IPC: %w", key, errdefs.ErrInvalidArgument)
 		}
 	case strings.HasPrefix(key, "net."):
-		if c.Network == ModeNode || netns == "" {
+		if c.Network == ModeNode {
 			return fmt.Errorf("sysctl %s is not allowed with host network: %w", key, errdefs.ErrInvalidArgument)
+		}
+		if netns == "" {
+			return fmt.Errorf("sysctl %s is not allowed without a network namespace path: %w", key, errdefs.ErrInvalidArgument)
 		}
 		if sameFile(netns, "/proc/self/ns/net") {
 			return fmt.Errorf("sysctl %s is not allowed: %s is the host's network namespace: %w", key, netns, errdefs.ErrInvalidArgument)

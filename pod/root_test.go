@@ -1,0 +1,376 @@
+//go:build linux
+
+package pod
+
+import (
+	"bufio"
+	"context"
+	"errors"
+	"fmt"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/containerd/containerd/v2/pkg/sys/reaper"
+	"golang.org/x/sys/unix"
+)
+
+// requireRoot gates tests that need root: ROOT_TESTS=1 (make root-test).
+func requireRoot(t *testing.T) {
+	t.Helper()
+	if os.Getenv("ROOT_TESTS") != "1" {
+		t.Skip("needs ROOT_TESTS=1 (make root-test)")
+	}
+	if os.Geteuid() != 0 {
+		t.Fatal("ROOT_TESTS=1 but not root")
+	}
+}
+
+// newNetns creates a named network namespace (ip netns add) for the test and returns its path.
+func newNetns(t *testing.T) string {
+	t.Helper()
+	name := fmt.Sprintf("pod-test-%d-%d", os.Getpid(), time.Now().UnixNano()%1e6)
+	mustRun(t, "ip", "netns", "add", name)
+	t.Cleanup(func() { run(t, "ip", "netns", "delete", name) })
+	return "/run/netns/" + name
+}
+
+// nsIno returns the inode of a namespace file (a /proc/<pid>/ns/* link or a bind mount of one).
+func nsIno(t *testing.T, path string) uint64 {
+	t.Helper()
+	var st unix.Stat_t
+	if err := unix.Stat(path, &st); err != nil {
+		t.Fatal(err)
+	}
+	return st.Ino
+}
+
+func nsPath(pid int, ns string) string { return fmt.Sprintf("/proc/%d/ns/%s", pid, ns) }
+
+// isMountPoint reports whether something is mounted at path, and with which options, as
+// /proc/self/mountinfo says.
+func mountOf(t *testing.T, path string) (fstype, opts string, ok bool) {
+	t.Helper()
+	b, err := os.ReadFile("/proc/self/mountinfo")
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, line := range strings.Split(string(b), "\n") {
+		f := strings.Fields(line)
+		if len(f) < 10 || f[4] != path {
+			continue
+		}
+		i := 6
+		for f[i] != "-" {
+			i++
+		}
+		fstype, opts, ok = f[i+1], f[5]+","+f[i+3], true
+	}
+	return fstype, opts, ok
+}
+
+// threadsInHostNamespaces checks that no thread of the test process is left in another
+// namespace: the holder's spawning thread ended with its goroutine.
+func threadsInHostNamespaces(t *testing.T, host map[string]uint64) {
+	t.Helper()
+	deadline := time.Now().Add(2 * time.Second)
+	for {
+		bad := ""
+		tasks, _ := os.ReadDir("/proc/self/task")
+		for _, task := range tasks {
+			for ns, ino := range host {
+				var st unix.Stat_t
+				if unix.Stat(filepath.Join("/proc/self/task", task.Name(), "ns", ns), &st) == nil && st.Ino != ino {
+					bad = fmt.Sprintf("thread %s in another %s namespace", task.Name(), ns)
+				}
+			}
+		}
+		if bad == "" {
+			return
+		}
+		if time.Now().After(deadline) {
+			t.Fatal(bad)
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+}
+
+func hostNamespaces(t *testing.T) map[string]uint64 {
+	t.Helper()
+	m := map[string]uint64{}
+	for _, ns := range []string{"net", "ipc", "uts", "pid"} {
+		m[ns] = nsIno(t, "/proc/self/ns/"+ns)
+	}
+	return m
+}
+
+// A pod with its own IPC, UTS and PID namespaces and a netns of the test's: the holder is in
+// them (and PID 1 of the PID namespace), the hostname and sysctls are set inside and not on the
+// host, the shm is a tmpfs as podsandbox mounts it, an orphan of the pod is reaped by the
+// holder, Stop ends the holder and unmounts shm, Release leaves nothing.
+func TestPodNamespaces(t *testing.T) {
+	requireRoot(t)
+	ctx := t.Context()
+	netns := newNetns(t)
+	host := hostNamespaces(t)
+	hostName, _ := os.Hostname()
+	hostShmmni := readTrim(t, "/proc/sys/kernel/shmmni")
+	hostPorts := readTrim(t, "/proc/sys/net/ipv4/ip_unprivileged_port_start")
+
+	bundle := t.TempDir()
+	p, err := New(Options{ID: "ns-pod", Bundle: bundle, NetNSPath: netns, Config: &Config{
+		Hostname: "pod-host", PID: ModePod,
+		Sysctls: map[string]string{"net.ipv4.ip_unprivileged_port_start": "80", "kernel.shmmni": "1234"},
+	}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = p.Release(ctx) })
+	fstype, opts, ok := mountOf(t, filepath.Join(bundle, shmDir))
+	if !ok || fstype != "tmpfs" || !hasAll(opts, "nosuid", "nodev", "noexec", "size=65536k") {
+		t.Fatalf("shm: %v %q %q", ok, fstype, opts)
+	}
+	if fi, err := os.Stat(filepath.Join(bundle, shmDir)); err != nil || fi.Mode() != os.ModeDir|os.ModeSticky|0o777 {
+		t.Fatalf("shm mode: %v %v", fi.Mode(), err) // mountinfo omits tmpfs's default mode=1777
+	}
+	if err := p.Start(ctx); err != nil {
+		t.Fatal(err)
+	}
+	h := p.Status().Pid
+	threadsInHostNamespaces(t, host)
+
+	for _, ns := range []string{"ipc", "uts", "pid"} {
+		if nsIno(t, nsPath(h, ns)) == host[ns] {
+			t.Errorf("holder in the host's %s namespace", ns)
+		}
+	}
+	if nsIno(t, nsPath(h, "net")) != nsIno(t, netns) {
+		t.Error("holder not in the pod's netns")
+	}
+	if nspid := statusLine(t, h, "NSpid"); nspid != fmt.Sprintf("%d\t1", h) {
+		t.Errorf("NSpid %q, want PID 1 in the pod's namespace", nspid)
+	}
+	if got := strings.TrimSpace(mustRun(t, "nsenter", "-u", "-t", strconv.Itoa(h), "hostname")); got != "pod-host" {
+		t.Errorf("hostname inside %q", got)
+	}
+	if got := strings.TrimSpace(mustRun(t, "nsenter", "-n", "-t", strconv.Itoa(h), "cat", "/proc/sys/net/ipv4/ip_unprivileged_port_start")); got != "80" {
+		t.Errorf("net sysctl inside %q", got)
+	}
+	if got := strings.TrimSpace(mustRun(t, "nsenter", "-i", "-t", strconv.Itoa(h), "cat", "/proc/sys/kernel/shmmni")); got != "1234" {
+		t.Errorf("ipc sysctl inside %q", got)
+	}
+	if n, _ := os.Hostname(); n != hostName || readTrim(t, "/proc/sys/kernel/shmmni") != hostShmmni ||
+		readTrim(t, "/proc/sys/net/ipv4/ip_unprivileged_port_start") != hostPorts {
+		t.Fatal("the host's hostname or sysctls changed")
+	}
+
+	orphanReaped(t, h)
+
+	ipcIno := nsIno(t, nsPath(h, "ipc"))
+	if err := p.Stop(ctx); err != nil {
+		t.Fatal(err)
+	}
+	if err := unix.Kill(h, 0); !errors.Is(err, unix.ESRCH) {
+		t.Fatalf("holder still there: %v", err)
+	}
+	if _, _, ok := mountOf(t, filepath.Join(bundle, shmDir)); ok {
+		t.Fatal("shm still mounted after Stop")
+	}
+	if err := p.Release(ctx); err != nil {
+		t.Fatal(err)
+	}
+	nothingLeft(t, bundle, ipcIno)
+}
+
+// orphanReaped makes an orphan in the pod's PID namespace (a background sleep of a shell that
+// exits at once): it is re-parented to the holder, PID 1 there, and once it exits the kernel
+// reaps it (the holder ignores SIGCHLD): no zombie.
+func orphanReaped(t *testing.T, h int) {
+	t.Helper()
+	mustRun(t, "nsenter", "-p", "-t", strconv.Itoa(h), "/bin/sh", "-c", "sleep 1 >/dev/null 2>&1 &")
+	orphan := 0
+	for _, pid := range pids(t) {
+		if st, err := os.ReadFile(fmt.Sprintf("/proc/%d/status", pid)); err == nil && procLine(t, string(st), "PPid") == strconv.Itoa(h) {
+			orphan = pid
+		}
+	}
+	if orphan == 0 {
+		t.Fatal("no child of the holder: the orphan was not re-parented to it")
+	}
+	for deadline := time.Now().Add(5 * time.Second); ; time.Sleep(20 * time.Millisecond) {
+		st, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", orphan))
+		if err != nil {
+			return // reaped
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("orphan %d not reaped: %s", orphan, st)
+		}
+	}
+}
+
+func pids(t *testing.T) []int {
+	t.Helper()
+	ents, err := os.ReadDir("/proc")
+	if err != nil {
+		t.Fatal(err)
+	}
+	var out []int
+	for _, e := range ents {
+		if pid, err := strconv.Atoi(e.Name()); err == nil {
+			out = append(out, pid)
+		}
+	}
+	return out
+}
+
+// nothingLeft checks that nothing of a pod is left: no file in its bundle, no mount under it,
+// no process in (or file pinning) its IPC namespace.
+func nothingLeft(t *testing.T, bundle string, ipcIno uint64) {
+	t.Helper()
+	if left, _ := os.ReadDir(bundle); len(left) != 0 {
+		t.Errorf("left in the bundle: %v", left)
+	}
+	if b, _ := os.ReadFile("/proc/self/mountinfo"); strings.Contains(string(b), bundle) {
+		t.Errorf("a mount under the bundle is left")
+	}
+	for _, pid := range pids(t) {
+		var st unix.Stat_t
+		if unix.Stat(nsPath(pid, "ipc"), &st) == nil && st.Ino == ipcIno {
+			t.Errorf("process %d is in the pod's IPC namespace", pid)
+		}
+	}
+}
+
+// A host-network pod (no netns path; PID per container): the holder shares the host's network
+// and UTS namespaces and PID namespace, has an IPC namespace of its own; the hostname file is
+// the host's.
+func TestHostNetworkPod(t *testing.T) {
+	requireRoot(t)
+	ctx := t.Context()
+	host := hostNamespaces(t)
+	hostName, _ := os.Hostname()
+	bundle := t.TempDir()
+	p, err := New(Options{ID: "hostnet-pod", Bundle: bundle, Config: &Config{
+		Network: ModeNode, PID: ModeContainer, Sysctls: map[string]string{"kernel.shm_rmid_forced": "1"},
+	}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = p.Release(ctx) })
+	if err := p.Start(ctx); err != nil {
+		t.Fatal(err)
+	}
+	h := p.Status().Pid
+	for ns, want := range map[string]bool{"net": true, "uts": true, "pid": true, "ipc": false} {
+		if got := nsIno(t, nsPath(h, ns)) == host[ns]; got != want {
+			t.Errorf("%s namespace is the host's: %v, want %v", ns, got, want)
+		}
+	}
+	if got := strings.TrimSpace(mustRun(t, "nsenter", "-i", "-t", strconv.Itoa(h), "cat", "/proc/sys/kernel/shm_rmid_forced")); got != "1" {
+		t.Errorf("ipc sysctl inside %q", got)
+	}
+	if b, _ := os.ReadFile(filepath.Join(bundle, hostnameFile)); string(b) != hostName+"\n" {
+		t.Errorf("hostname file %q", b)
+	}
+	ipcIno := nsIno(t, nsPath(h, "ipc"))
+	if err := p.Release(ctx); err != nil {
+		t.Fatal(err)
+	}
+	nothingLeft(t, bundle, ipcIno)
+}
+
+// A shim killed with SIGKILL leaves no holder: the holder reads EOF once the kernel closes the
+// dead shim's end of the pipe, and exits. CleanupBundle (the delete action's) then removes the
+// dead pod's mount and files.
+func TestShimKilled(t *testing.T) {
+	requireRoot(t)
+	// Orphans of the test come to it (and TestMain reaps them), not to the host's init.
+	if err := unix.Prctl(unix.PR_SET_CHILD_SUBREAPER, 1, 0, 0, 0); err != nil {
+		t.Fatal(err)
+	}
+	defer unix.Prctl(unix.PR_SET_CHILD_SUBREAPER, 0, 0, 0, 0)
+
+	bundle := t.TempDir()
+	r, w, err := os.Pipe()
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer r.Close()
+	shim := exec.Command(os.Args[0])
+	shim.Env = append(os.Environ(), fakeShimEnv+"="+bundle)
+	shim.Stdout, shim.Stderr = w, os.Stderr
+	ec, err := reaper.Default.Start(shim)
+	w.Close()
+	if err != nil {
+		t.Fatal(err)
+	}
+	line, err := bufio.NewReader(r).ReadString('\n')
+	if err != nil {
+		t.Fatalf("fake shim: %v", err)
+	}
+	h, err := strconv.Atoi(strings.TrimSpace(line))
+	if err != nil {
+		t.Fatalf("fake shim said %q", line)
+	}
+	if comm := readProc(t, h, "comm"); comm != holderComm+"\n" {
+		t.Fatalf("pid %d is %q", h, comm)
+	}
+	if err := shim.Process.Kill(); err != nil {
+		t.Fatal(err)
+	}
+	reaper.Default.Wait(shim, ec)
+	for deadline := time.Now().Add(5 * time.Second); unix.Kill(h, 0) == nil; time.Sleep(10 * time.Millisecond) {
+		if time.Now().After(deadline) {
+			t.Fatalf("holder %d outlived its shim", h)
+		}
+	}
+	if _, _, ok := mountOf(t, filepath.Join(bundle, shmDir)); !ok {
+		t.Fatal("the dead shim's pod has no shm mount: nothing to clean up")
+	}
+	CleanupBundle(t.Context(), bundle)
+	CleanupBundle(t.Context(), bundle) // idempotent
+	nothingLeft(t, bundle, 0)
+}
+
+// fakeShimEnv, set to a bundle, makes the test binary a stand-in shim: it starts a pod in that
+// bundle, prints the holder's pid and waits to be killed.
+const fakeShimEnv = "POD_TEST_SHIM"
+
+func runFakeShim() int {
+	p, err := New(Options{ID: "fake-shim-pod", Bundle: os.Getenv(fakeShimEnv), Config: &Config{PID: ModePod}})
+	if err == nil {
+		err = p.Start(context.Background())
+	}
+	if err != nil {
+		fmt.Fprintln(os.Stderr, err)
+		return 1
+	}
+	fmt.Println(p.Status().Pid)
+	select {}
+}
+
+func readTrim(t *testing.T, path string) string {
+	t.Helper()
+	b, err := os.ReadFile(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return strings.TrimSpace(string(b))
+}
+
+func hasAll(opts string, want ...string) bool {
+	have := map[string]bool{}
+	for _, o := range strings.Split(opts, ",") {
+		have[o] = true
+	}
+	for _, w := range want {
+		if !have[w] {
+			return false
+		}
+	}
+	return true
+}
