@@ -24,7 +24,8 @@ GO=${GO:-go}
 
 # busybox-static: test image rootfs; containerd: Debian's 1.6 daemon, ctr and runc-v2 shim;
 # crun: a second runtime for BinaryName; criu: checkpoint/restore; the rest builds runc with cgo + seccomp.
-APT_PACKAGES=(busybox-static containerd containernetworking-plugins iproute2 criu crun libseccomp-dev pkg-config gcc libc6-dev ca-certificates)
+# qemu-user-static: pod tests run the arm64 holder under qemu-aarch64.
+APT_PACKAGES=(busybox-static containerd containernetworking-plugins iproute2 criu crun libseccomp-dev pkg-config gcc libc6-dev ca-certificates qemu-user-static)
 
 CONTAINERD_MOD=github.com/containerd/containerd/v2
 CONTAINERD_TAGS=no_btrfs
