@@ -155,7 +155,9 @@ func TestHolderArm64UnderQemu(t *testing.T) {
 	}
 }
 
-// The holder's cost, as /proc reports it: VmRSS, RssAnon (its private memory) and Pss.
+// The holder's cost, as /proc reports it: VmRSS, RssAnon (its private memory) and Pss. With
+// PAUSE_BINARY set (e.g. a build of hack/pause), the same figures of that program, idle, for
+// comparison.
 func TestHolderCost(t *testing.T) {
 	h, err := startHolder(nsSpec{id: "holder-cost"})
 	if err != nil {
@@ -164,14 +166,37 @@ func TestHolderCost(t *testing.T) {
 	done := make(chan int, 1)
 	go func() { done <- h.wait() }()
 	defer func() { h.release(); <-done }()
-	time.Sleep(100 * time.Millisecond)
-
-	rss, anon := statusField(t, h.pid, "VmRSS"), statusField(t, h.pid, "RssAnon")
-	pss := rollupField(t, h.pid, "Pss")
-	t.Logf("holder pid %d: VmRSS %d kB, RssAnon %d kB, Pss %d kB", h.pid, rss, anon, pss)
+	anon := logCost(t, "holder", h.pid)
 	if anon > 16 {
 		t.Errorf("RssAnon %d kB, want at most 16 kB", anon)
 	}
+
+	if pause := os.Getenv("PAUSE_BINARY"); pause != "" {
+		cmd := exec.Command(pause)
+		ec, err := reaper.Default.Start(cmd)
+		if err != nil {
+			t.Fatal(err)
+		}
+		logCost(t, filepath.Base(pause), cmd.Process.Pid)
+		_ = cmd.Process.Signal(unix.SIGTERM)
+		_, _ = reaper.Default.Wait(cmd, ec)
+	}
+}
+
+// logCost logs the memory figures of pid once it sleeps, and returns its RssAnon in kB.
+func logCost(t *testing.T, name string, pid int) uint64 {
+	t.Helper()
+	for deadline := time.Now().Add(5 * time.Second); !strings.HasPrefix(statusLine(t, pid, "State"), "S"); time.Sleep(10 * time.Millisecond) {
+		if time.Now().After(deadline) {
+			t.Fatalf("%s %d does not go to sleep", name, pid)
+		}
+	}
+	time.Sleep(200 * time.Millisecond) // let a Go program finish starting up
+	rss, anon := statusField(t, pid, "VmRSS"), statusField(t, pid, "RssAnon")
+	pss, dirty := rollupField(t, pid, "Pss"), rollupField(t, pid, "Private_Dirty")
+	t.Logf("%s pid %d: VmRSS %d kB, RssAnon %d kB, Pss %d kB, Private_Dirty %d kB, VmPTE %s, threads %s",
+		name, pid, rss, anon, pss, dirty, statusLine(t, pid, "VmPTE"), statusLine(t, pid, "Threads"))
+	return anon
 }
 
 func readProc(t *testing.T, pid int, name string) string {

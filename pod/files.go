@@ -93,6 +93,9 @@ func mountShm(bundle string) error {
 	if err := os.Mkdir(dir, 0o700); err != nil && !errors.Is(err, os.ErrExist) {
 		return fmt.Errorf("create shm directory: %w", err)
 	}
+	if fi, err := os.Lstat(dir); err != nil || !fi.IsDir() {
+		return fmt.Errorf("shm directory %s: not a directory (%v)", dir, err) // a symlink would take the mount elsewhere
+	}
 	data := "mode=1777,size=" + strconv.Itoa(shmSize)
 	if err := unix.Mount("shm", dir, "tmpfs", unix.MS_NOSUID|unix.MS_NODEV|unix.MS_NOEXEC, data); err != nil {
 		return fmt.Errorf("mount shm at %s: %w", dir, err)

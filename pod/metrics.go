@@ -47,7 +47,7 @@ func (p *Pod) Metrics() (any, error) {
 func statV1(path string) (any, error) {
 	cg, err := cgroup1.Load(cgroup1.StaticPath(path))
 	if errors.Is(err, cgroup1.ErrCgroupDeleted) {
-		return nil, fmt.Errorf("not found: %w", errdefs.ErrNotFound)
+		return nil, fmt.Errorf("not on disk: %w", errdefs.ErrNotFound)
 	}
 	if err != nil {
 		return nil, err
@@ -58,7 +58,7 @@ func statV1(path string) (any, error) {
 // statV2 reads the CPU and memory statistics of the cgroup v2 group at path.
 func statV2(path string) (any, error) {
 	if _, err := os.Stat(filepath.Join(unifiedMountpoint, path)); errors.Is(err, os.ErrNotExist) {
-		return nil, fmt.Errorf("not found: %w", errdefs.ErrNotFound)
+		return nil, fmt.Errorf("not on disk: %w", errdefs.ErrNotFound)
 	}
 	m, err := cgroup2.Load(path)
 	if err != nil {
