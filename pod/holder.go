@@ -158,8 +158,9 @@ func startHolder(s nsSpec) (*holder, error) {
 	if err != nil {
 		return nil, err
 	}
-	// A blocking pipe (pipe2 without O_NONBLOCK; os.Pipe's read end would be non-blocking, and
-	// the holder would read EAGAIN and exit).
+	// A blocking pipe from the start (pipe2 without O_NONBLOCK): a non-blocking read end would
+	// have the holder read EAGAIN and exit. (os.Pipe's ends are non-blocking, and only os/exec's
+	// call of File.Fd happens to switch the read end back; this does not rely on it.)
 	var p [2]int
 	if err := unix.Pipe2(p[:], unix.O_CLOEXEC); err != nil {
 		return nil, fmt.Errorf("pipe: %w", err)
