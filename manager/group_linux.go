@@ -4,6 +4,7 @@ package manager
 
 import (
 	"encoding/json"
+	"errors"
 	"fmt"
 	"os"
 	"path/filepath"
@@ -24,10 +25,16 @@ type specAnnotations struct {
 }
 
 // groupID returns the id of the shim group the container of bundle belongs to: the first
-// grouping annotation of bundle/config.json that is set, else the container id.
+// grouping annotation of bundle/config.json that is set, else the container id. A bundle without
+// a config.json is a sandbox's: containerd's sandbox controller (a CRI runtime handler with
+// sandboxer = "shim") starts the shim on it before CreateSandbox; its group is its id, which its
+// member containers name in their sandbox-id annotation.
 func groupID(bundle, id string) (string, error) {
 	path := filepath.Join(bundle, "config.json")
 	b, err := os.ReadFile(path)
+	if errors.Is(err, os.ErrNotExist) {
+		return id, nil
+	}
 	if err != nil {
 		return "", fmt.Errorf("read bundle spec: %w", err)
 	}

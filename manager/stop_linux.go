@@ -19,6 +19,7 @@ import (
 	"github.com/containerd/log"
 	"golang.org/x/sys/unix"
 
+	"github.com/custom-shim/containerd-shim-custom-v1/pod"
 	"github.com/custom-shim/containerd-shim-custom-v1/process"
 )
 
@@ -52,6 +53,11 @@ func (m *manager) Stop(ctx context.Context, id string) (shim.StopStatus, error) 
 		opts = &process.Options{}
 	}
 	forceDelete(ctx, process.NewRuntime(opts, bundle, ns), id)
+	if isSandboxBundle(bundle) {
+		// A pause-less pod's bundle: the pod's /dev/shm mount and files, which would keep
+		// containerd from removing the bundle. Its holder ended with the shim.
+		pod.CleanupBundle(ctx, bundle)
+	}
 	exitedAt := time.Now()
 	if err := mount.UnmountRecursive(filepath.Join(bundle, "rootfs"), 0); err != nil {
 		logger.WithError(err).Warn("failed to unmount the container rootfs")
@@ -62,6 +68,13 @@ func (m *manager) Stop(ctx context.Context, id string) (shim.StopStatus, error) 
 		ExitStatus: deadShimExitStatus,
 		ExitedAt:   exitedAt,
 	}, nil
+}
+
+// isSandboxBundle reports whether bundle is a sandbox's (containerd's sandbox controller writes no
+// config.json there; every container bundle has one).
+func isSandboxBundle(bundle string) bool {
+	_, err := os.Stat(filepath.Join(bundle, "config.json"))
+	return errors.Is(err, os.ErrNotExist)
 }
 
 // stopBundle returns the bundle of the delete action: the -bundle flag, else the working directory.

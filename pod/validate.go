@@ -132,8 +132,9 @@ var ipcSysctls = map[string]bool{
 // shim's, kernel.domainname with a pod UTS namespace (that is, not host network). kernel.hostname
 // is the pod's hostname field's; anything else would change the host.
 func podSysctls(c *Config, netns string) ([]sysctl, error) {
-	keys := make([]string, 0, len(c.Sysctls))
-	for k := range c.Sysctls {
+	all := withCRIDefaults(c, netns)
+	keys := make([]string, 0, len(all))
+	for k := range all {
 		keys = append(keys, k)
 	}
 	sort.Strings(keys)
@@ -147,9 +148,38 @@ func podSysctls(c *Config, netns string) ([]sysctl, error) {
 		if err := sysctlAllowed(dotted, c, netns); err != nil {
 			return nil, err
 		}
-		out = append(out, sysctl{key: dotted, path: path, value: c.Sysctls[k]})
+		out = append(out, sysctl{key: dotted, path: path, value: all[k]})
 	}
 	return out, nil
+}
+
+// criDefaultSysctls are what containerd's CRI plugin gives every pod with a network of its own
+// on the pause path unless the pod sets them (enable_unprivileged_ports and
+// enable_unprivileged_icmp, both on by default: podsandbox's sandboxContainerSpec): binding ports
+// below 1024 and ping without privileges. In shim mode the CRI plugin leaves them to the sandbox,
+// which cannot read the CRI config: it applies the defaults.
+var criDefaultSysctls = map[string]string{
+	"net.ipv4.ip_unprivileged_port_start": "0",
+	"net.ipv4.ping_group_range":           "0 2147483647",
+}
+
+// withCRIDefaults returns the pod's sysctls with criDefaultSysctls added for a pod with a
+// network namespace of its own (ping_group_range not with a user namespace, as CRI does).
+func withCRIDefaults(c *Config, netns string) map[string]string {
+	if c.Network == ModeNode || netns == "" {
+		return c.Sysctls
+	}
+	all := make(map[string]string, len(c.Sysctls)+len(criDefaultSysctls))
+	for k, v := range criDefaultSysctls {
+		if k == "net.ipv4.ping_group_range" && c.HasUserns && c.Userns == ModePod {
+			continue
+		}
+		all[k] = v
+	}
+	for k, v := range c.Sysctls {
+		all[dotSeparated(k)] = v
+	}
+	return all
 }
 
 // sysctlAllowed refuses a sysctl that is not in a namespace of the pod's own.

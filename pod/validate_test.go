@@ -96,6 +96,9 @@ func TestPodSysctls(t *testing.T) {
 		{"kernel.shm_rmid_forced", "/proc/sys/kernel/shm_rmid_forced", "1"},
 		{"net.ipv4.conf.eth0/100.rp_filter", "/proc/sys/net/ipv4/conf/eth0.100/rp_filter", "1"},
 		{"net.ipv4.conf.eth0/200.rp_filter", "/proc/sys/net/ipv4/conf/eth0.200/rp_filter", "2"},
+		// CRI's defaults for a pod with a network of its own (enable_unprivileged_ports/icmp).
+		{"net.ipv4.ip_unprivileged_port_start", "/proc/sys/net/ipv4/ip_unprivileged_port_start", "0"},
+		{"net.ipv4.ping_group_range", "/proc/sys/net/ipv4/ping_group_range", "0 2147483647"},
 	}
 	if len(got) != len(want) {
 		t.Fatalf("got %+v", got)
@@ -104,6 +107,33 @@ func TestPodSysctls(t *testing.T) {
 		if got[i] != want[i] {
 			t.Errorf("%d: got %+v want %+v", i, got[i], want[i])
 		}
+	}
+}
+
+// CRI's default sysctls of the pause path: only for a pod with a network namespace of its own, a
+// value the pod sets wins, and no ping_group_range with a user namespace.
+func TestCRIDefaultSysctls(t *testing.T) {
+	keys := func(c *Config, netns string) map[string]string {
+		got, err := podSysctls(c, netns)
+		if err != nil {
+			t.Fatal(err)
+		}
+		m := map[string]string{}
+		for _, s := range got {
+			m[s.key] = s.value
+		}
+		return m
+	}
+	if m := keys(&Config{Network: ModeNode}, ""); len(m) != 0 {
+		t.Fatalf("host network pod got sysctls %v", m)
+	}
+	m := keys(&Config{Sysctls: map[string]string{"net/ipv4/ip_unprivileged_port_start": "80"}}, "/run/netns/x")
+	if m["net.ipv4.ip_unprivileged_port_start"] != "80" || m["net.ipv4.ping_group_range"] != "0 2147483647" {
+		t.Fatalf("pod network with its own port start: %v", m)
+	}
+	m = keys(&Config{HasUserns: true, Userns: ModePod}, "/run/netns/x")
+	if _, ok := m["net.ipv4.ping_group_range"]; ok || m["net.ipv4.ip_unprivileged_port_start"] != "0" {
+		t.Fatalf("user namespace pod: %v", m)
 	}
 }
 

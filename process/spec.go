@@ -16,9 +16,14 @@ import (
 // reads the rest. Decoding into specs.Spec instead would have encoding/json build, and keep for
 // the shim's lifetime, the field tables of every type of the OCI spec (~150 KiB of heap).
 type Spec struct {
-	Process *SpecProcess `json:"process,omitempty"`
-	Linux   *SpecLinux   `json:"linux,omitempty"`
+	Process     *SpecProcess      `json:"process,omitempty"`
+	Linux       *SpecLinux        `json:"linux,omitempty"`
+	Annotations map[string]string `json:"annotations,omitempty"`
 }
+
+// SandboxIDAnnotation, set by containerd's CRI plugin on every container of a pod, names the
+// pod's sandbox.
+const SandboxIDAnnotation = "io.kubernetes.cri.sandbox-id"
 
 // SpecProcess holds the fields of the spec's process that ValidateProcess checks, and whether
 // it has a terminal.

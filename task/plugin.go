@@ -14,6 +14,8 @@ import (
 	"github.com/containerd/plugin"
 	"github.com/containerd/plugin/registry"
 	"github.com/containerd/ttrpc"
+
+	"github.com/custom-shim/containerd-shim-custom-v1/pod"
 )
 
 // The ttrpc service names this shim answers to. containerd 2.x speaks v3; 1.6/1.7 speak v2.
@@ -44,9 +46,13 @@ func init() {
 			if err != nil {
 				return nil, err
 			}
+			pods, err := ic.GetByID(plugins.InternalPlugin, pod.PluginID)
+			if err != nil {
+				return nil, err
+			}
 			// Events go to containerd through our own publisher (publish.go), not pkg/shim's.
 			pub := newRemotePublisher(ic.Properties[plugins.PropertyTTRPCAddress])
-			return newService(ic.Context, pub, ss.(shutdown.Service)), nil
+			return newService(ic.Context, pub, ss.(shutdown.Service), pods.(*pod.Set)), nil
 		},
 	})
 }

@@ -7,7 +7,6 @@ import (
 	"encoding/json"
 	"fmt"
 	"os"
-	"regexp"
 	"sync"
 
 	eventstypes "github.com/containerd/containerd/api/events"
@@ -23,6 +22,7 @@ import (
 	"google.golang.org/protobuf/types/known/emptypb"
 
 	shimio "github.com/custom-shim/containerd-shim-custom-v1/io"
+	"github.com/custom-shim/containerd-shim-custom-v1/pod"
 	"github.com/custom-shim/containerd-shim-custom-v1/process"
 )
 
@@ -53,6 +53,9 @@ type service struct {
 	oom      *oomEvents // OOM hook: task/oom.go
 	trim     *trimmer
 	requests inflight // requests being served: answered before the shim exits
+	// pods are the shim's pause-less pods (the Sandbox service's): their member containers get
+	// the pod's files at Create, and the shim lives while one does.
+	pods *pod.Set
 
 	mu         sync.Mutex
 	containers map[string]*container // nil value: id reserved by a Create in flight. Guarded by mu.
@@ -60,7 +63,7 @@ type service struct {
 
 // newService starts the exit pump, the dispatcher and the event forwarder; they stop when the
 // shim shuts down.
-func newService(ctx context.Context, pub *remotePublisher, sd shutdown.Service) *service {
+func newService(ctx context.Context, pub *remotePublisher, sd shutdown.Service, pods *pod.Set) *service {
 	s := &service{
 		ctx:        ctx,
 		shutdown:   sd,
@@ -68,7 +71,10 @@ func newService(ctx context.Context, pub *remotePublisher, sd shutdown.Service) 
 		router:     newExitRouter(),
 		exits:      newExitQueue(),
 		containers: map[string]*container{},
+		pods:       pods,
 	}
+	// A ShutdownSandbox after the pod's last container was deleted ends the shim.
+	pods.OnRemove(s.shutdownIfIdle)
 	s.oom = newOOMEvents(ctx, s.events) // OOM hook: one watcher for all containers
 	// Goroutines that hold an OS thread for good: os/signal's loop (pkg/shim's signal handling;
 	// it waits in the runtime's signal queue as in a system call) and the OOM watcher's epoll_wait.
@@ -174,15 +180,8 @@ func (s *service) killRemaining(c *container) {
 	}
 }
 
-var idPattern = regexp.MustCompile(`^[A-Za-z0-9]+(?:[._-][A-Za-z0-9]+)*$`)
-
 // validID checks an id that ends up in file names: containerd's identifier rules.
-func validID(kind, id string) error {
-	if len(id) == 0 || len(id) > 76 || !idPattern.MatchString(id) {
-		return fmt.Errorf("invalid %s id %q: %w", kind, id, errdefs.ErrInvalidArgument)
-	}
-	return nil
-}
+func validID(kind, id string) error { return process.ValidID(kind, id) }
 
 func (s *service) get(id string) (*container, error) {
 	s.mu.Lock()
@@ -236,6 +235,11 @@ func (s *service) Create(ctx context.Context, r *taskAPI.CreateTaskRequest) (*ta
 	}
 	if r.Checkpoint == "" && r.ParentCheckpoint != "" {
 		return nil, fmt.Errorf("container %s: parent checkpoint without a checkpoint: %w", r.ID, errdefs.ErrInvalidArgument)
+	}
+	// A member of one of this shim's pause-less pods gets the pod's files (hosts, resolv.conf,
+	// hostname, /dev/shm), which CRI leaves to the sandbox in that mode.
+	if err := s.pods.PatchMember(r.Bundle, spec.Annotations[process.SandboxIDAnnotation]); err != nil {
+		return nil, fmt.Errorf("container %s: %w", r.ID, err)
 	}
 	opts, err := process.DecodeOptions(r.GetOptions().GetTypeUrl(), r.GetOptions().GetValue())
 	if err != nil {
@@ -497,15 +501,23 @@ func (s *service) Connect(ctx context.Context, r *taskAPI.ConnectRequest) (*task
 // has deleted the last other container of a group; if containerd still holds a record of the
 // kept one, its handling of a shim that went away cleans that record up.
 func (s *service) Shutdown(ctx context.Context, r *taskAPI.ShutdownRequest) (*emptypb.Empty, error) {
+	s.shutdownIfIdle()
+	return empty, nil
+}
+
+// shutdownIfIdle stops the shim if it serves no container and holds no pod.
+func (s *service) shutdownIfIdle() {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	for _, c := range s.containers {
 		if c == nil || !c.unanswered {
-			return empty, nil
+			return
 		}
 	}
+	if s.pods.Len() > 0 {
+		return
+	}
 	s.shutdown.Shutdown()
-	return empty, nil
 }
 
 func apiStatus(st process.State) taskStatus {

@@ -12,7 +12,8 @@ import (
 	"github.com/custom-shim/containerd-shim-custom-v1/manager"
 	"github.com/custom-shim/containerd-shim-custom-v1/process"
 	// The task service registers itself as a pkg/shim plugin.
-	_ "github.com/custom-shim/containerd-shim-custom-v1/task"
+	_ "github.com/custom-shim/containerd-shim-custom-v1/sandbox" // registers the Sandbox service (pause-less pods)
+	_ "github.com/custom-shim/containerd-shim-custom-v1/task"    // registers the Task service
 )
 
 // memProfileRate is the shim's runtime.MemProfileRate. Heap profiling is off: the shim serves no

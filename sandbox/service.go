@@ -1,0 +1,220 @@
+//go:build linux
+
+package sandbox
+
+import (
+	"context"
+	"fmt"
+	"runtime"
+	"strconv"
+	"time"
+
+	sandboxAPI "github.com/containerd/containerd/api/runtime/sandbox/v1"
+	"github.com/containerd/containerd/api/types"
+	"github.com/containerd/errdefs"
+	"github.com/containerd/log"
+	"github.com/containerd/typeurl/v2"
+	"google.golang.org/protobuf/types/known/timestamppb"
+
+	"github.com/custom-shim/containerd-shim-custom-v1/pod"
+	"github.com/custom-shim/containerd-shim-custom-v1/process"
+)
+
+// The states SandboxStatus reports: the CRI plugin reads them as CRI's PodSandboxState names.
+const (
+	stateReady    = "SANDBOX_READY"
+	stateNotReady = "SANDBOX_NOTREADY"
+)
+
+// service implements the Sandbox API for the pods of this shim.
+type service struct {
+	pods *pod.Set
+}
+
+var _ sandboxAPI.TTRPCSandboxService = (*service)(nil)
+
+func newService(pods *pod.Set) *service { return &service{pods: pods} }
+
+// get returns the pod a request names: an empty id is InvalidArgument, an unknown one NotFound.
+func (s *service) get(id string) (*pod.Pod, error) {
+	if id == "" {
+		return nil, fmt.Errorf("sandbox id is empty: %w", errdefs.ErrInvalidArgument)
+	}
+	return s.pods.Get(id)
+}
+
+// CreateSandbox sets a pod up (its files; nothing runs yet). A second CreateSandbox of an id is
+// AlreadyExists.
+func (s *service) CreateSandbox(ctx context.Context, r *sandboxAPI.CreateSandboxRequest) (*sandboxAPI.CreateSandboxResponse, error) {
+	if err := process.ValidID("sandbox", r.SandboxID); err != nil {
+		return nil, err
+	}
+	cfg, err := pod.DecodeConfig(r.GetOptions().GetTypeUrl(), r.GetOptions().GetValue())
+	if err != nil {
+		return nil, fmt.Errorf("sandbox %s: options: %w", r.SandboxID, err)
+	}
+	release, err := s.pods.Reserve(r.SandboxID)
+	if err != nil {
+		return nil, err
+	}
+	p, err := pod.New(pod.Options{ID: r.SandboxID, Bundle: r.BundlePath, NetNSPath: r.NetnsPath, Config: cfg})
+	release(p) // nil on error: the id is free again
+	if err != nil {
+		return nil, err
+	}
+	log.G(ctx).WithField("sandbox_id", r.SandboxID).WithField("netns", r.NetnsPath).Debug("sandbox created")
+	return &sandboxAPI.CreateSandboxResponse{}, nil
+}
+
+// StartSandbox starts the pod's namespace holder; before CreateSandbox it is FailedPrecondition.
+func (s *service) StartSandbox(ctx context.Context, r *sandboxAPI.StartSandboxRequest) (*sandboxAPI.StartSandboxResponse, error) {
+	p, err := s.get(r.SandboxID)
+	if errdefs.IsNotFound(err) {
+		return nil, fmt.Errorf("sandbox %s: start before create: %w", r.SandboxID, errdefs.ErrFailedPrecondition)
+	}
+	if err != nil {
+		return nil, err
+	}
+	if err := p.Start(ctx); err != nil {
+		return nil, err
+	}
+	st := p.Status()
+	return &sandboxAPI.StartSandboxResponse{Pid: uint32(st.Pid), CreatedAt: timestamppb.New(st.CreatedAt)}, nil
+}
+
+// Platform is the shim's own: its pods run on this host.
+func (s *service) Platform(ctx context.Context, r *sandboxAPI.PlatformRequest) (*sandboxAPI.PlatformResponse, error) {
+	if _, err := s.get(r.SandboxID); err != nil {
+		return nil, err
+	}
+	p := &types.Platform{OS: "linux", Architecture: runtime.GOARCH}
+	if runtime.GOARCH == "arm64" {
+		p.Variant = "v8"
+	}
+	return &sandboxAPI.PlatformResponse{Platform: p}, nil
+}
+
+// StopSandbox ends the pod's holder, and with it the namespaces no member holds; idempotent.
+func (s *service) StopSandbox(ctx context.Context, r *sandboxAPI.StopSandboxRequest) (*sandboxAPI.StopSandboxResponse, error) {
+	p, err := s.get(r.SandboxID)
+	if err != nil {
+		return nil, err
+	}
+	if err := p.Stop(ctx); err != nil {
+		return nil, err
+	}
+	return &sandboxAPI.StopSandboxResponse{}, nil
+}
+
+// WaitSandbox returns once the pod has stopped, with its holder's exit status.
+func (s *service) WaitSandbox(ctx context.Context, r *sandboxAPI.WaitSandboxRequest) (*sandboxAPI.WaitSandboxResponse, error) {
+	p, err := s.get(r.SandboxID)
+	if err != nil {
+		return nil, err
+	}
+	select {
+	case <-p.Done():
+	case <-ctx.Done():
+		return nil, ctx.Err()
+	}
+	st := p.Status()
+	return &sandboxAPI.WaitSandboxResponse{ExitStatus: uint32(st.ExitCode), ExitedAt: timestamppb.New(st.ExitedAt)}, nil
+}
+
+// SandboxStatus reports the pod's holder pid, state and times; info carries pid, state and
+// networkSandboxPath, and "info", the JSON the CRI plugin shows as the pod's verbose info.
+func (s *service) SandboxStatus(ctx context.Context, r *sandboxAPI.SandboxStatusRequest) (*sandboxAPI.SandboxStatusResponse, error) {
+	p, err := s.get(r.SandboxID)
+	if err != nil {
+		return nil, err
+	}
+	st := p.Status()
+	state := stateNotReady
+	if st.State == pod.Ready {
+		state = stateReady
+	}
+	resp := &sandboxAPI.SandboxStatusResponse{
+		SandboxID: st.ID,
+		Pid:       uint32(st.Pid),
+		State:     state,
+		CreatedAt: timestamppb.New(st.CreatedAt),
+		Info: map[string]string{
+			"pid":                strconv.Itoa(st.Pid),
+			"state":              state,
+			"networkSandboxPath": st.NetNSPath,
+			"info":               verboseInfo(st),
+		},
+	}
+	if !st.ExitedAt.IsZero() {
+		resp.ExitedAt = timestamppb.New(st.ExitedAt)
+	}
+	return resp, nil
+}
+
+// verboseInfo is the pod's "info" in the JSON shape of the CRI plugin's sandbox info (the
+// fields crictl inspectp shows: pid, processStatus, netNamespaceClosed).
+func verboseInfo(st pod.Status) string {
+	status := "running"
+	if st.State != pod.Ready {
+		status = "stopped"
+	}
+	return fmt.Sprintf(`{"pid":%d,"processStatus":%q,"netNamespaceClosed":%v,"sandboxer":"shim"}`,
+		st.Pid, status, st.State == pod.Stopped && st.NetNSPath != "")
+}
+
+// PingSandbox answers for a pod this shim has.
+func (s *service) PingSandbox(ctx context.Context, r *sandboxAPI.PingRequest) (*sandboxAPI.PingResponse, error) {
+	if _, err := s.get(r.SandboxID); err != nil {
+		return nil, err
+	}
+	return &sandboxAPI.PingResponse{}, nil
+}
+
+// ShutdownSandbox releases everything of the pod (holder, mounts, files) and forgets it; the
+// shim exits when no member container is left either. For a sandbox the shim does not have (its
+// CreateSandbox failed, and containerd cleans up) it is NotFound, and the shim exits if it serves
+// nothing else.
+func (s *service) ShutdownSandbox(ctx context.Context, r *sandboxAPI.ShutdownSandboxRequest) (*sandboxAPI.ShutdownSandboxResponse, error) {
+	p, err := s.get(r.SandboxID)
+	if errdefs.IsNotFound(err) {
+		s.pods.Remove(r.SandboxID)
+	}
+	if err != nil {
+		return nil, err
+	}
+	if err := p.Release(ctx); err != nil {
+		return nil, err
+	}
+	s.pods.Remove(r.SandboxID)
+	return &sandboxAPI.ShutdownSandboxResponse{}, nil
+}
+
+// SandboxMetrics reports the statistics of the pod's cgroup, in the types Stats uses.
+func (s *service) SandboxMetrics(ctx context.Context, r *sandboxAPI.SandboxMetricsRequest) (*sandboxAPI.SandboxMetricsResponse, error) {
+	p, err := s.get(r.SandboxID)
+	if err != nil {
+		return nil, err
+	}
+	st, err := p.Metrics()
+	if err != nil {
+		return nil, err
+	}
+	data, err := typeurl.MarshalAnyToProto(st)
+	if err != nil {
+		return nil, fmt.Errorf("sandbox %s: marshal metrics %T: %w", r.SandboxID, st, err)
+	}
+	return &sandboxAPI.SandboxMetricsResponse{Metrics: &types.Metric{
+		Timestamp: timestamppb.New(time.Now()),
+		ID:        r.SandboxID,
+		Data:      data,
+	}}, nil
+}
+
+// UpdateSandbox accepts an update of a pod this shim has: what it carries (the pod's resources
+// and annotations) is applied by the CRI plugin to the containers and cgroups themselves.
+func (s *service) UpdateSandbox(ctx context.Context, r *sandboxAPI.UpdateSandboxRequest) (*sandboxAPI.UpdateSandboxResponse, error) {
+	if _, err := s.get(r.SandboxID); err != nil {
+		return nil, err
+	}
+	return &sandboxAPI.UpdateSandboxResponse{}, nil
+}

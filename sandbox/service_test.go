@@ -1,0 +1,288 @@
+//go:build linux
+
+package sandbox
+
+import (
+	"context"
+	"net"
+	"os"
+	"os/signal"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"testing"
+	"time"
+
+	sandboxAPI "github.com/containerd/containerd/api/runtime/sandbox/v1"
+	"github.com/containerd/containerd/v2/pkg/sys/reaper"
+	"github.com/containerd/errdefs"
+	"github.com/containerd/errdefs/pkg/errgrpc"
+	"github.com/containerd/ttrpc"
+	"golang.org/x/sys/unix"
+	"google.golang.org/protobuf/proto"
+	"google.golang.org/protobuf/types/known/anypb"
+	runtimeapi "k8s.io/cri-api/pkg/apis/runtime/v1"
+
+	"github.com/custom-shim/containerd-shim-custom-v1/pod"
+)
+
+// TestMain reaps children the way pkg/shim does in the shim (SIGCHLD → reaper.Reap): the pods'
+// holders are waited for through reaper.Default.
+func TestMain(m *testing.M) {
+	ch := make(chan os.Signal, 32)
+	signal.Notify(ch, unix.SIGCHLD)
+	go func() {
+		for range ch {
+			_ = reaper.Reap()
+		}
+	}()
+	os.Exit(m.Run())
+}
+
+// serve runs the Sandbox service on a ttrpc server (errors converted as the shim's interceptor
+// does) and returns a client of it.
+func serve(t *testing.T, pods *pod.Set) sandboxAPI.TTRPCSandboxService {
+	t.Helper()
+	srv, err := ttrpc.NewServer(ttrpc.WithUnaryServerInterceptor(
+		func(ctx context.Context, u ttrpc.Unmarshaler, _ *ttrpc.UnaryServerInfo, m ttrpc.Method) (any, error) {
+			resp, err := m(ctx, u)
+			if err != nil {
+				return nil, errgrpc.ToGRPC(err)
+			}
+			return resp, nil
+		}))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := newService(pods).RegisterTTRPC(srv); err != nil {
+		t.Fatal(err)
+	}
+	l, err := net.Listen("unix", "@"+strings.ReplaceAll(t.Name(), "/", "-")+strconv.Itoa(os.Getpid()))
+	if err != nil {
+		t.Fatal(err)
+	}
+	go srv.Serve(context.Background(), l)
+	conn, err := net.Dial("unix", l.Addr().String())
+	if err != nil {
+		t.Fatal(err)
+	}
+	client := ttrpc.NewClient(conn)
+	t.Cleanup(func() {
+		client.Close()
+		srv.Close()
+	})
+	return sandboxAPI.NewTTRPCSandboxClient(client)
+}
+
+// class names the errdefs class of an error a client got.
+func class(err error) string {
+	err = errgrpc.ToNative(err)
+	switch {
+	case err == nil:
+		return "ok"
+	case errdefs.IsNotFound(err):
+		return "NotFound"
+	case errdefs.IsAlreadyExists(err):
+		return "AlreadyExists"
+	case errdefs.IsFailedPrecondition(err):
+		return "FailedPrecondition"
+	case errdefs.IsInvalidArgument(err):
+		return "InvalidArgument"
+	}
+	return "Unknown: " + err.Error()
+}
+
+// hostPodOptions is a PodSandboxConfig that asks for no namespace of the pod's own (host
+// network, IPC and PID): its holder needs no privilege, so the whole lifecycle runs anywhere.
+func hostPodOptions(t *testing.T) *anypb.Any {
+	t.Helper()
+	node := runtimeapi.NamespaceMode_NODE
+	cfg := &runtimeapi.PodSandboxConfig{
+		Metadata: &runtimeapi.PodSandboxMetadata{Name: "p", Uid: "u", Namespace: "ns"},
+		Linux: &runtimeapi.LinuxPodSandboxConfig{SecurityContext: &runtimeapi.LinuxSandboxSecurityContext{
+			NamespaceOptions: &runtimeapi.NamespaceOption{Network: node, Pid: node, Ipc: node},
+		}},
+	}
+	b, err := proto.Marshal(cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return &anypb.Any{TypeUrl: "runtime.v1.PodSandboxConfig", Value: b}
+}
+
+// Every RPC on a sandbox the shim does not have, and malformed requests: the classes containerd's
+// sandbox controller and the CRI plugin go by.
+func TestSandboxErrorClasses(t *testing.T) {
+	s := serve(t, pod.NewSet())
+	ctx := context.Background()
+	bundle := t.TempDir()
+	for _, tc := range []struct {
+		name string
+		want string
+		call func() error
+	}{
+		{"create with an empty id", "InvalidArgument", func() error {
+			_, err := s.CreateSandbox(ctx, &sandboxAPI.CreateSandboxRequest{BundlePath: bundle})
+			return err
+		}},
+		{"create with a path for id", "InvalidArgument", func() error {
+			_, err := s.CreateSandbox(ctx, &sandboxAPI.CreateSandboxRequest{SandboxID: "../x", BundlePath: bundle})
+			return err
+		}},
+		{"create with options of another type", "InvalidArgument", func() error {
+			_, err := s.CreateSandbox(ctx, &sandboxAPI.CreateSandboxRequest{SandboxID: "sb", BundlePath: bundle,
+				Options: &anypb.Any{TypeUrl: "containerd.runc.v1.Options"}})
+			return err
+		}},
+		{"create with options that do not parse", "InvalidArgument", func() error {
+			_, err := s.CreateSandbox(ctx, &sandboxAPI.CreateSandboxRequest{SandboxID: "sb", BundlePath: bundle,
+				Options: &anypb.Any{TypeUrl: "runtime.v1.PodSandboxConfig", Value: []byte{0xff, 0xff, 0xff}}})
+			return err
+		}},
+		{"create with a relative bundle", "InvalidArgument", func() error {
+			_, err := s.CreateSandbox(ctx, &sandboxAPI.CreateSandboxRequest{SandboxID: "sb", BundlePath: "rel", Options: hostPodOptions(t)})
+			return err
+		}},
+		{"start before create", "FailedPrecondition", func() error {
+			_, err := s.StartSandbox(ctx, &sandboxAPI.StartSandboxRequest{SandboxID: "none"})
+			return err
+		}},
+		{"start with an empty id", "InvalidArgument", func() error {
+			_, err := s.StartSandbox(ctx, &sandboxAPI.StartSandboxRequest{})
+			return err
+		}},
+		{"platform", "NotFound", func() error {
+			_, err := s.Platform(ctx, &sandboxAPI.PlatformRequest{SandboxID: "none"})
+			return err
+		}},
+		{"stop", "NotFound", func() error {
+			_, err := s.StopSandbox(ctx, &sandboxAPI.StopSandboxRequest{SandboxID: "none"})
+			return err
+		}},
+		{"wait", "NotFound", func() error {
+			_, err := s.WaitSandbox(ctx, &sandboxAPI.WaitSandboxRequest{SandboxID: "none"})
+			return err
+		}},
+		{"status", "NotFound", func() error {
+			_, err := s.SandboxStatus(ctx, &sandboxAPI.SandboxStatusRequest{SandboxID: "none"})
+			return err
+		}},
+		{"ping", "NotFound", func() error {
+			_, err := s.PingSandbox(ctx, &sandboxAPI.PingRequest{SandboxID: "none"})
+			return err
+		}},
+		{"shutdown", "NotFound", func() error {
+			_, err := s.ShutdownSandbox(ctx, &sandboxAPI.ShutdownSandboxRequest{SandboxID: "none"})
+			return err
+		}},
+		{"metrics", "NotFound", func() error {
+			_, err := s.SandboxMetrics(ctx, &sandboxAPI.SandboxMetricsRequest{SandboxID: "none"})
+			return err
+		}},
+		{"update", "NotFound", func() error {
+			_, err := s.UpdateSandbox(ctx, &sandboxAPI.UpdateSandboxRequest{SandboxID: "none"})
+			return err
+		}},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			if got := class(tc.call()); got != tc.want {
+				t.Fatalf("got %s, want %s", got, tc.want)
+			}
+		})
+	}
+}
+
+// A pod's whole life over the wire: create (a second create is AlreadyExists), start (twice is
+// FailedPrecondition), status Ready with the holder's pid, platform, ping, update; stop (twice:
+// idempotent) ends the holder, Wait returns, status NotReady; shutdown leaves nothing and tells
+// the shim the set changed; then NotFound.
+func TestSandboxLifecycle(t *testing.T) {
+	pods := pod.NewSet()
+	removed := make(chan struct{}, 1)
+	pods.OnRemove(func() { removed <- struct{}{} })
+	s := serve(t, pods)
+	ctx := context.Background()
+	bundle := filepath.Join(t.TempDir(), "sb1")
+	if err := os.Mkdir(bundle, 0o700); err != nil {
+		t.Fatal(err)
+	}
+	create := &sandboxAPI.CreateSandboxRequest{SandboxID: "sb1", BundlePath: bundle, Options: hostPodOptions(t)}
+	if _, err := s.CreateSandbox(ctx, create); err != nil {
+		t.Fatalf("create: %v", err)
+	}
+	if _, err := s.CreateSandbox(ctx, create); class(err) != "AlreadyExists" {
+		t.Fatalf("second create: %v, want AlreadyExists", err)
+	}
+	st, err := s.SandboxStatus(ctx, &sandboxAPI.SandboxStatusRequest{SandboxID: "sb1"})
+	if err != nil || st.State != stateNotReady || st.Pid != 0 {
+		t.Fatalf("status before start: %v %v", st, err)
+	}
+	started, err := s.StartSandbox(ctx, &sandboxAPI.StartSandboxRequest{SandboxID: "sb1"})
+	if err != nil || started.Pid == 0 || started.CreatedAt == nil {
+		t.Fatalf("start: %v %v", started, err)
+	}
+	if _, err := s.StartSandbox(ctx, &sandboxAPI.StartSandboxRequest{SandboxID: "sb1"}); class(err) != "FailedPrecondition" {
+		t.Fatalf("second start: %v, want FailedPrecondition", err)
+	}
+	st, err = s.SandboxStatus(ctx, &sandboxAPI.SandboxStatusRequest{SandboxID: "sb1", Verbose: true})
+	if err != nil || st.State != stateReady || st.Pid != started.Pid || st.Info["pid"] != strconv.Itoa(int(started.Pid)) ||
+		st.Info["state"] != stateReady || !strings.Contains(st.Info["info"], `"pid":`+st.Info["pid"]) {
+		t.Fatalf("status after start: %v %v", st, err)
+	}
+	if err := unix.Kill(int(started.Pid), 0); err != nil {
+		t.Fatalf("holder %d not running: %v", started.Pid, err)
+	}
+	if p, err := s.Platform(ctx, &sandboxAPI.PlatformRequest{SandboxID: "sb1"}); err != nil || p.Platform.OS != "linux" {
+		t.Fatalf("platform: %v %v", p, err)
+	}
+	if _, err := s.PingSandbox(ctx, &sandboxAPI.PingRequest{SandboxID: "sb1"}); err != nil {
+		t.Fatalf("ping: %v", err)
+	}
+	if _, err := s.UpdateSandbox(ctx, &sandboxAPI.UpdateSandboxRequest{SandboxID: "sb1"}); err != nil {
+		t.Fatalf("update: %v", err)
+	}
+	waited := make(chan error, 1)
+	go func() {
+		_, err := s.WaitSandbox(ctx, &sandboxAPI.WaitSandboxRequest{SandboxID: "sb1"})
+		waited <- err
+	}()
+	select {
+	case err := <-waited:
+		t.Fatalf("wait returned while the sandbox runs: %v", err)
+	case <-time.After(100 * time.Millisecond):
+	}
+	for range 2 {
+		if _, err := s.StopSandbox(ctx, &sandboxAPI.StopSandboxRequest{SandboxID: "sb1"}); err != nil {
+			t.Fatalf("stop: %v", err)
+		}
+	}
+	select {
+	case err := <-waited:
+		if err != nil {
+			t.Fatalf("wait: %v", err)
+		}
+	case <-time.After(5 * time.Second):
+		t.Fatal("wait did not return after stop")
+	}
+	if err := unix.Kill(int(started.Pid), 0); err == nil {
+		t.Fatalf("holder %d still runs after stop", started.Pid)
+	}
+	st, err = s.SandboxStatus(ctx, &sandboxAPI.SandboxStatusRequest{SandboxID: "sb1"})
+	if err != nil || st.State != stateNotReady || st.ExitedAt == nil {
+		t.Fatalf("status after stop: %v %v", st, err)
+	}
+	if _, err := s.ShutdownSandbox(ctx, &sandboxAPI.ShutdownSandboxRequest{SandboxID: "sb1"}); err != nil {
+		t.Fatalf("shutdown: %v", err)
+	}
+	select {
+	case <-removed:
+	case <-time.After(time.Second):
+		t.Fatal("the set did not report the pod's removal")
+	}
+	if _, err := s.SandboxStatus(ctx, &sandboxAPI.SandboxStatusRequest{SandboxID: "sb1"}); class(err) != "NotFound" {
+		t.Fatalf("status after shutdown: %v, want NotFound", err)
+	}
+	if pods.Len() != 0 {
+		t.Fatalf("pods left: %d", pods.Len())
+	}
+}
