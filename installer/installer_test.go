@@ -122,10 +122,16 @@ func TestRenderByLine(t *testing.T) {
 				t.Errorf("options: %v", got)
 			}
 		}},
-		{"2.2", 3, "io.containerd.cri.v1.runtime", func(t *testing.T, cri map[string]any) {
+		{"2.3", 3, "io.containerd.cri.v1.runtime", func(t *testing.T, cri map[string]any) {
 			sb := lookup(cri, "containerd", "runtimes", HandlerSandboxed).(map[string]any)
 			if _, ok := sb["disable_pause_image_pull"]; ok || sb["sandboxer"] != "shim" {
-				t.Errorf("sandboxed handler on 2.2 (no disable_pause_image_pull before 2.4): %v", sb)
+				t.Errorf("sandboxed handler on 2.3 (no disable_pause_image_pull before 2.4): %v", sb)
+			}
+		}},
+		{"2.2", 3, "io.containerd.cri.v1.runtime", func(t *testing.T, cri map[string]any) {
+			// 2.0-2.2 panic on RunPodSandbox of a sandboxer = "shim" handler: not installed.
+			if sb := lookup(cri, "containerd", "runtimes", HandlerSandboxed); sb != nil {
+				t.Errorf("sandboxed handler on 2.2: %v", sb)
 			}
 		}},
 		{"1.7", 2, "io.containerd.grpc.v1.cri", func(t *testing.T, cri map[string]any) {
@@ -186,7 +192,10 @@ func TestCheckHandlers(t *testing.T) {
 	if err := checkHandlers(Line{2, 4}, []string{"custm"}); !errors.Is(err, ErrRefused) {
 		t.Errorf("a typo: %v", err)
 	}
-	if err := checkHandlers(Line{2, 2}, []string{HandlerCustom, HandlerSandboxed}); err != nil {
+	if err := checkHandlers(Line{2, 2}, []string{HandlerSandboxed}); !errors.Is(err, ErrRefused) {
+		t.Errorf("sandboxed handler on 2.2 (its sandbox controller panics on it): %v", err)
+	}
+	if err := checkHandlers(Line{2, 3}, []string{HandlerCustom, HandlerSandboxed}); err != nil {
 		t.Error(err)
 	}
 }

@@ -21,13 +21,15 @@ const (
 	// all in one shim.
 	HandlerCustom = "custom"
 	// HandlerSandboxed runs pods through the shim's sandbox API, without a pause container
-	// (sandboxer = "shim"): containerd 2.x only.
+	// (sandboxer = "shim"): containerd 2.3 and later. 2.0-2.2 know the option, but their sandbox
+	// controller passes a nil spec to the bundle code and containerd panics on the first
+	// RunPodSandbox of such a handler (core/runtime/v2 NewBundle; fixed in 2.3).
 	HandlerSandboxed = "custom-sandboxed"
 )
 
 // HandlersFor lists the handlers line l can run, the default set of install.
 func HandlersFor(l Line) []string {
-	if l.Major >= 2 {
+	if l.AtLeast(2, 3) {
 		return []string{HandlerCustom, HandlerSandboxed}
 	}
 	return []string{HandlerCustom}
@@ -43,7 +45,7 @@ func checkHandlers(l Line, handlers []string) error {
 		case h != HandlerCustom && h != HandlerSandboxed:
 			return refuse("unknown handler %q (known: %s, %s)", h, HandlerCustom, HandlerSandboxed)
 		case !slices.Contains(HandlersFor(l), h):
-			return refuse("handler %q needs containerd 2.x (the sandbox API); this is containerd %s", h, l)
+			return refuse("handler %q needs containerd 2.3 or later (the sandbox API; 2.0-2.2 crash on it); this is containerd %s", h, l)
 		}
 	}
 	return nil

@@ -250,14 +250,18 @@ func checkInstalledDump(t *testing.T, spec harness.CompatSpec, config, confd str
 			t.Errorf("1.6 handler options must be a ConfigPath:\n%s", custom)
 		}
 	}
-	if strings.HasPrefix(spec.Line, "2.") {
-		sb := handlerTable(dump, "custom-sandboxed")
+	sb := handlerTable(dump, harness.HandlerCustomSandboxed)
+	switch {
+	case spec.Line >= "2.3":
 		if !strings.Contains(sb, "sandboxer = 'shim'") && !strings.Contains(sb, `sandboxer = "shim"`) {
 			t.Errorf("config dump lacks the handler custom-sandboxed with sandboxer shim:\n%s", sb)
 		}
 		if wantPull := spec.Line >= "2.4"; strings.Contains(sb, "disable_pause_image_pull = true") != wantPull {
 			t.Errorf("custom-sandboxed on %s: disable_pause_image_pull = true expected %v:\n%s", spec.Line, wantPull, sb)
 		}
+	case strings.Contains(sb, "runtime_type"):
+		// 2.0-2.2 panic on the first RunPodSandbox of a sandboxer = "shim" handler.
+		t.Errorf("custom-sandboxed installed on containerd %s:\n%s", spec.Line, sb)
 	}
 	// The operator's settings are all still there (the installer also checks the whole dump).
 	for _, want := range []string{"restrict_oom_score_adj = true", harness.ImagePause.Ref} {
