@@ -117,6 +117,7 @@ var phases = []struct {
 	{"burst", (*bench).burst},
 	{"storm", (*bench).execStorm},
 	{"startaction", (*bench).startAction},
+	{"pods", (*bench).pods},
 }
 
 func TestBench(t *testing.T) {

@@ -71,9 +71,12 @@ func runCRITable(t *testing.T, table []criScenario) {
 type criRow struct {
 	*harness.CRI
 	t      *testing.T
-	prefix string // handler name prefix: "runc" or "custom"
+	prefix string // handler name prefix: "runc", "custom" or "custom-sandboxed"
 	shim   string // base name of the shim binary the handler runs
 	notes  []string
+	// pauseless: the handler runs pods through the shim's Sandbox API (expectPauseless);
+	// noPauseImage: and the pause image must not be in the CRI image store.
+	pauseless, noPauseImage bool
 }
 
 // newCRIRow starts a row. The leak check is registered first, so it runs after the removal of
@@ -82,7 +85,7 @@ func newCRIRow(t *testing.T, c *harness.CRI, prefix string) *criRow {
 	t.Helper()
 	snap := harness.SnapshotSockets()
 	r := &criRow{CRI: c, t: t, prefix: prefix, shim: "containerd-shim-runc-v2"}
-	if prefix == harness.HandlerCustom {
+	if strings.HasPrefix(prefix, harness.HandlerCustom) {
 		r.shim = "containerd-shim-custom-v1"
 	}
 	t.Cleanup(func() {
@@ -151,6 +154,7 @@ func (r *criRow) runPodConfig(cfg *runtimeapi.PodSandboxConfig) (string, *runtim
 	if err != nil {
 		r.t.Fatalf("RunPodSandbox %s (handler %s): %v", cfg.Metadata.Name, r.handler(""), err)
 	}
+	r.expectPauseless(resp.PodSandboxId)
 	return resp.PodSandboxId, cfg
 }
 

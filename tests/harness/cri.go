@@ -31,6 +31,10 @@ const (
 	HandlerRuncWrapped   = "runc-wrapped"
 	HandlerCustomSystemd = "custom-systemd" // SystemdCgroup = true
 	HandlerRuncSystemd   = "runc-systemd"
+	// HandlerCustomSandboxed runs pause-less pods: sandboxer = "shim" makes containerd 2.x's CRI
+	// plugin call the shim's Sandbox API instead of starting a pause container (containerd 2.x
+	// only; on 2.4 with disable_pause_image_pull = true).
+	HandlerCustomSandboxed = "custom-sandboxed"
 )
 
 // CRINamespace is the containerd namespace the CRI plugin keeps everything in.
@@ -112,7 +116,7 @@ func CRIDaemons(p Paths) []DaemonSpec {
 		case 3:
 			// NRI's socket is global (/var/run/nri): keep it off.
 			s.DisabledPlugins = []string{"io.containerd.nri.v1.nri"}
-			s.ExtraConfig = criConfigV3
+			s.ExtraConfig = criConfigV3(true)
 		default:
 			s.DisabledPlugins = nil
 			s.ExtraConfig = criConfigV2
@@ -183,11 +187,21 @@ func quoteKey(k string) string {
 	return k
 }
 
-// criConfigV3 is the CRI part of a containerd 2.x config (version 3): the CRI server (streaming)
-// in io.containerd.grpc.v1.cri, images in io.containerd.cri.v1.images, runtimes in
-// io.containerd.cri.v1.runtime (containerd v2.4.2 internal/cri/config).
-func criConfigV3(dir string) string {
+// criConfigV3 returns the CRI part of a containerd 2.x config (version 3): the CRI server
+// (streaming) in io.containerd.grpc.v1.cri, images in io.containerd.cri.v1.images, runtimes in
+// io.containerd.cri.v1.runtime (containerd v2.4.2 internal/cri/config), with the pause-less
+// handler; skipPause sets its disable_pause_image_pull (a 2.4 key).
+func criConfigV3(skipPause bool) func(dir string) string {
+	return func(dir string) string { return criConfigV3Dir(dir, skipPause) }
+}
+
+func criConfigV3Dir(dir string, skipPause bool) string {
 	rt := `plugins."io.containerd.cri.v1.runtime"`
+	sandboxed := fmt.Sprintf("[%s.containerd.runtimes.%s]\n  runtime_type = %q\n  sandboxer = \"shim\"\n",
+		rt, quoteKey(HandlerCustomSandboxed), RuntimeCustom)
+	if skipPause {
+		sandboxed += "  disable_pause_image_pull = true\n"
+	}
 	return fmt.Sprintf(`[plugins."io.containerd.grpc.v1.cri"]
   disable_tcp_service = true
   stream_server_address = "127.0.0.1"
@@ -209,8 +223,9 @@ func criConfigV3(dir string) string {
 [%s.containerd]
   default_runtime_name = "runc"
 
+%s
 %s`, ImagePause.Ref, rt, rt, filepath.Join(dir, "cni", "net.d"), CNIBinDir,
-		rt, handlersTOML(rt+".containerd", dir, false))
+		rt, handlersTOML(rt+".containerd", dir, false), sandboxed)
 }
 
 // criConfigV2 is the CRI part of a containerd 1.x config (version 2): one plugin,

@@ -1,0 +1,163 @@
+//go:build bench && linux
+
+package bench
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"time"
+
+	runtimeapi "k8s.io/cri-api/pkg/apis/runtime/v1"
+
+	"github.com/custom-shim/containerd-shim-custom-v1/tests/harness"
+)
+
+// pods: pause-less pods (ours, handler custom-sandboxed: the shim's Sandbox API, no pause
+// container) against the pause path of the reference (handler runc: containerd-shim-runc-v2 and
+// a pause container), through the CRI API of a CRI-enabled containerd 2.4, interleaved:
+// RunPodSandbox latency, pod start to its first container running, and the private memory of an
+// idle pod (its shim plus its namespace holder, against the reference's shim plus its pause
+// process; the container's own process is the same on both sides and left out).
+func (b *bench) pods() {
+	reps := size("POD_REPS", 10, 2)
+	spec := harness.CRIDaemons(b.paths)[0] // containerd 2.4
+	c := harness.StartCRI(b.t, spec, b.paths)
+	handlers := map[string]string{ours: harness.HandlerCustomSandboxed, ref: harness.HandlerRunc}
+	runPod := map[string][]float64{}
+	podStart := map[string][]float64{}
+	mem := map[string][]memStat{}
+	for i := range reps {
+		for _, rt := range pair(i) {
+			p := podRun{c: c, handler: handlers[rt], name: fmt.Sprintf("bench-%d-%s", i, short(rt)), cgroup: c.CgroupParent}
+			sandbox, first, err := p.start()
+			if err != nil {
+				b.t.Fatalf("%s: %v", rt, err)
+			}
+			runPod[rt] = append(runPod[rt], ms(sandbox))
+			podStart[rt] = append(podStart[rt], ms(first))
+			time.Sleep(settle())
+			m, err := p.memory()
+			if err != nil {
+				b.t.Fatalf("%s: %v", rt, err)
+			}
+			mem[rt] = append(mem[rt], m)
+			if err := p.remove(); err != nil {
+				b.t.Fatalf("%s: %v", rt, err)
+			}
+		}
+	}
+	b.add(row{Figure: "pod: RunPodSandbox", Unit: "ms", Ours: runPod[ours], Ref: runPod[ref],
+		Note: "pause-less (custom-sandboxed) vs the reference's pause path"})
+	b.add(row{Figure: "pod: start to first container running", Unit: "ms", Ours: podStart[ours], Ref: podStart[ref],
+		Target: "≤ 0.6", Max: 0.6, Note: "RunPodSandbox + CreateContainer + StartContainer"})
+	for _, f := range []struct {
+		name string
+		f    func(memStat) float64
+	}{
+		{"RssAnon", func(m memStat) float64 { return m.RssAnon }},
+		{"Pss", func(m memStat) float64 { return m.Pss }},
+	} {
+		var o, r []float64
+		for _, m := range mem[ours] {
+			o = append(o, f.f(m))
+		}
+		for _, m := range mem[ref] {
+			r = append(r, f.f(m))
+		}
+		b.add(row{Figure: "pod: private memory of an idle pod (shim + holder / pause): " + f.name, Unit: "KiB",
+			Ours: o, Ref: r, Target: "≤ 0.7", Max: 0.7})
+	}
+}
+
+// podRun is one pod of the pods phase: a host-network pod with one idle container.
+type podRun struct {
+	c             *harness.CRI
+	handler, name string
+	cgroup        string
+	pod, ctr      string
+}
+
+func (p *podRun) ctx() (context.Context, context.CancelFunc) {
+	return context.WithTimeout(context.Background(), harness.CRITimeout)
+}
+
+// start runs the pod and its container; it returns how long RunPodSandbox took, and how long
+// from the start of RunPodSandbox until StartContainer returned.
+func (p *podRun) start() (sandbox, first time.Duration, err error) {
+	ctx, cancel := p.ctx()
+	defer cancel()
+	cfg := &runtimeapi.PodSandboxConfig{
+		Metadata: &runtimeapi.PodSandboxMetadata{Name: p.name, Uid: p.name + "-uid", Namespace: "bench"},
+		Linux: &runtimeapi.LinuxPodSandboxConfig{
+			CgroupParent: p.cgroup,
+			SecurityContext: &runtimeapi.LinuxSandboxSecurityContext{
+				NamespaceOptions: &runtimeapi.NamespaceOption{Network: runtimeapi.NamespaceMode_NODE},
+			},
+		},
+	}
+	began := time.Now()
+	resp, err := p.c.Runtime.RunPodSandbox(ctx, &runtimeapi.RunPodSandboxRequest{Config: cfg, RuntimeHandler: p.handler})
+	if err != nil {
+		return 0, 0, fmt.Errorf("RunPodSandbox (%s): %w", p.handler, err)
+	}
+	sandbox = time.Since(began)
+	p.pod = resp.PodSandboxId
+	cc, err := p.c.Runtime.CreateContainer(ctx, &runtimeapi.CreateContainerRequest{PodSandboxId: p.pod, SandboxConfig: cfg,
+		Config: &runtimeapi.ContainerConfig{
+			Metadata: &runtimeapi.ContainerMetadata{Name: "idle"},
+			Image:    &runtimeapi.ImageSpec{Image: harness.ImageBusybox.Ref},
+			Command:  []string{"sleep", "1000000"},
+			Linux:    &runtimeapi.LinuxContainerConfig{},
+		}})
+	if err != nil {
+		return 0, 0, fmt.Errorf("CreateContainer: %w", err)
+	}
+	p.ctr = cc.ContainerId
+	if _, err := p.c.Runtime.StartContainer(ctx, &runtimeapi.StartContainerRequest{ContainerId: p.ctr}); err != nil {
+		return 0, 0, fmt.Errorf("StartContainer: %w", err)
+	}
+	return sandbox, time.Since(began), nil
+}
+
+// memory is the pod's private memory: its shim's and its sandbox process's (the pause process,
+// or the shim's holder).
+func (p *podRun) memory() (memStat, error) {
+	ctx, cancel := p.ctx()
+	defer cancel()
+	st, err := p.c.Runtime.PodSandboxStatus(ctx, &runtimeapi.PodSandboxStatusRequest{PodSandboxId: p.pod, Verbose: true})
+	if err != nil {
+		return memStat{}, err
+	}
+	var info struct {
+		Pid uint32 `json:"pid"`
+	}
+	if err := json.Unmarshal([]byte(st.GetInfo()["info"]), &info); err != nil || info.Pid == 0 {
+		return memStat{}, fmt.Errorf("pod %s: no pid in its verbose info (%v): %q", p.pod, err, st.GetInfo()["info"])
+	}
+	shim, err := shimOf(info.Pid)
+	if err != nil {
+		return memStat{}, err
+	}
+	sm, err := readMem(shim)
+	if err != nil {
+		return memStat{}, err
+	}
+	hm, err := readMem(int(info.Pid))
+	if err != nil {
+		return memStat{}, err
+	}
+	return memStat{sm.RssAnon + hm.RssAnon, sm.VmRSS + hm.VmRSS, sm.Pss + hm.Pss}, nil
+}
+
+func (p *podRun) remove() error {
+	ctx, cancel := p.ctx()
+	defer cancel()
+	if _, err := p.c.Runtime.StopPodSandbox(ctx, &runtimeapi.StopPodSandboxRequest{PodSandboxId: p.pod}); err != nil {
+		return fmt.Errorf("StopPodSandbox: %w", err)
+	}
+	if _, err := p.c.Runtime.RemovePodSandbox(ctx, &runtimeapi.RemovePodSandboxRequest{PodSandboxId: p.pod}); err != nil {
+		return fmt.Errorf("RemovePodSandbox: %w", err)
+	}
+	return nil
+}
