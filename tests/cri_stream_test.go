@@ -211,9 +211,11 @@ func criTTYLog(r *criRow) []string {
 	return r.notes
 }
 
-// A container exceeding its memory limit: ContainerStatus says OOMKilled, exit code 137.
+// A container exceeding its memory limit: ContainerStatus says OOMKilled, exit code 137; its peer
+// in the pod keeps running and the pod stays ready.
 func criOOMKilled(r *criRow) []string {
 	pod, podCfg := r.runPod("oom")
+	peer := r.run(pod, podCfg, containerConfig("peer", sleeper...))
 	// dd's buffer is bs bytes, all written by the read from /dev/zero: 256 MiB against 32 MiB.
 	cfg := containerConfig("hog", "dd", "if=/dev/zero", "of=/dev/null", "bs=256M", "count=1")
 	cfg.Linux.Resources = &runtimeapi.LinuxContainerResources{MemoryLimitInBytes: 32 << 20}
@@ -224,6 +226,13 @@ func criOOMKilled(r *criRow) []string {
 	if st.ExitCode != 137 || st.Reason != "OOMKilled" {
 		r.t.Errorf("memory hog: exit %d reason %q (message %q), want 137 OOMKilled", st.ExitCode, st.Reason, st.Message)
 	}
+	ctx, cancel := r.ctx()
+	defer cancel()
+	pst, err := r.Runtime.PodSandboxStatus(ctx, &runtimeapi.PodSandboxStatusRequest{PodSandboxId: pod})
+	if err != nil {
+		r.t.Fatalf("PodSandboxStatus: %v", err)
+	}
+	r.note("after the OOM kill: peer %s, pod %s", r.status(peer).GetStatus().GetState(), pst.GetStatus().GetState())
 	r.removePod(pod)
 	return r.notes
 }

@@ -36,6 +36,7 @@ var criScenarios = []criScenario{
 	{"options-systemd-cgroup", criSystemdCgroup},
 	{"stream-exec", criStreamExec},
 	{"stream-attach", criStreamAttach},
+	{"hostpath-socket", criHostPathSocket},
 }
 
 // TestCRI runs the CRI table. CST_CRI_PODS sets the number of pods of concurrent-pods (default

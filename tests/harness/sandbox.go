@@ -4,7 +4,10 @@ package harness
 
 import (
 	"context"
+	"os"
 	"path/filepath"
+	"strconv"
+	"strings"
 	"testing"
 	"time"
 
@@ -88,4 +91,24 @@ func (c *CRI) waitImage(t testing.TB, ref string, present bool) {
 		}
 		time.Sleep(100 * time.Millisecond)
 	}
+}
+
+// HolderName is the process name of a pause-less pod's namespace holder (pod/elf.go).
+const HolderName = "pod-holder"
+
+// Holders lists the pids of the pause-less pods' namespace holders running on the host.
+func Holders() []int {
+	var out []int
+	entries, _ := os.ReadDir("/proc")
+	for _, e := range entries {
+		pid, err := strconv.Atoi(e.Name())
+		if err != nil {
+			continue
+		}
+		comm, err := os.ReadFile(filepath.Join("/proc", e.Name(), "comm"))
+		if err == nil && strings.TrimSpace(string(comm)) == HolderName {
+			out = append(out, pid)
+		}
+	}
+	return out
 }
