@@ -15,8 +15,10 @@ import (
 	"testing"
 	"time"
 
+	taskAPI "github.com/containerd/containerd/api/runtime/task/v3"
 	"github.com/containerd/containerd/v2/pkg/sys/reaper"
 	runc "github.com/containerd/go-runc"
+	"github.com/containerd/ttrpc"
 	"golang.org/x/sys/unix"
 )
 
@@ -54,8 +56,12 @@ func actAsShim() {
 	Main(context.Background(), testRuntime)
 }
 
-// fakeServer records its pid and arguments in its working directory, then accepts and closes
-// connections on fd 3 until killed.
+// testServerVersionEnv is the Version a fake server answers the start action's probe (Connect
+// without an id) with: "closing" plays a server that is shutting down.
+const testServerVersionEnv = "MANAGER_TEST_SERVER_VERSION"
+
+// fakeServer records its pid and arguments in its working directory, then serves the start
+// action's probe (ttrpc Task.Connect) on fd 3 until killed.
 func fakeServer(f *flags) {
 	l, err := net.FileListener(os.NewFile(3, "socket"))
 	if err != nil {
@@ -68,13 +74,18 @@ func fakeServer(f *flags) {
 		os.Exit(4)
 	}
 	time.AfterFunc(fakeServerLifetime, func() { os.Exit(0) })
-	for {
-		c, err := l.Accept()
-		if err != nil {
-			os.Exit(0)
-		}
-		_ = c.Close()
+	srv, err := ttrpc.NewServer()
+	if err != nil {
+		os.Exit(5)
 	}
+	version := os.Getenv(testServerVersionEnv)
+	srv.RegisterService("containerd.task.v3.Task", &ttrpc.ServiceDesc{Methods: map[string]ttrpc.Method{
+		"Connect": func(context.Context, func(any) error) (any, error) {
+			return &taskAPI.ConnectResponse{ShimPid: uint32(os.Getpid()), Version: version}, nil
+		},
+	}})
+	_ = srv.Serve(context.Background(), l)
+	os.Exit(0)
 }
 
 // serverRecord is what a fake server wrote about itself.
@@ -173,7 +184,7 @@ func writeSpec(t *testing.T, bundle string, annotations map[string]string) {
 // makes it the default root for the test.
 func shortSocketRoot(t *testing.T) string {
 	t.Helper()
-	parent, err := os.MkdirTemp("", "shs")
+	parent, err := os.MkdirTemp("", "shs") //nolint:usetesting // t.TempDir's path, named after the test, can pass sun_path's 108 bytes
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -74,7 +74,7 @@ func start(ctx context.Context, cfg *startConfig) (string, error) {
 	if err != nil {
 		return "", err
 	}
-	l, err := listen(addr)
+	l, err := listenOrJoin(ctx, addr)
 	if errors.Is(err, errServerRunning) {
 		log.G(ctx).WithField("address", addr).Debug("joining the running shim server of the group")
 		return addr, writeAddress(bundle, addr)
@@ -87,6 +87,36 @@ func start(ctx context.Context, cfg *startConfig) (string, error) {
 		return "", err
 	}
 	return addr, nil
+}
+
+// joinAttempts bounds how many times start finds a group's server gone between its checks.
+const joinAttempts = 10
+
+// listenOrJoin creates the group's socket at addr, or returns errServerRunning when a server
+// that takes new containers listens there. A server that is shutting down is waited for, and
+// one that went away between the checks is taken as gone (probeServer).
+func listenOrJoin(ctx context.Context, addr string) (*net.UnixListener, error) {
+	for range joinAttempts {
+		l, err := listen(addr)
+		if !errors.Is(err, errServerRunning) {
+			return l, err
+		}
+		state, pid := probeServer(ctx, addr)
+		switch state {
+		case serverServing:
+			return nil, errServerRunning
+		case serverClosing:
+			// The group's last server is on its way out, and removes the socket as it goes:
+			// start a new one once it has exited.
+			log.G(ctx).WithField("address", addr).WithField("pid", pid).Debug("the group's shim server is shutting down: waiting for it to exit")
+			if !waitExited(pid) {
+				return nil, fmt.Errorf("the shim server %d at %s is shutting down and did not exit within %s", pid, addr, closingWait)
+			}
+		}
+	}
+	// A server that answers no question but keeps listening: join it, as before the question.
+	log.G(ctx).WithField("address", addr).Warn("the group's shim server does not answer the start's probe: joining it")
+	return nil, errServerRunning
 }
 
 // socketAddress computes the socket address of group under the socket root, linking bundle/s

@@ -15,6 +15,7 @@ import (
 	bootstrap "github.com/containerd/containerd/api/runtime/bootstrap/v1"
 	"github.com/containerd/containerd/api/types/runc/options"
 	"github.com/containerd/containerd/v2/pkg/shim"
+	"golang.org/x/sys/unix"
 	"google.golang.org/protobuf/proto"
 	"google.golang.org/protobuf/types/known/anypb"
 )
@@ -106,6 +107,40 @@ func TestStartReusesGroupServer(t *testing.T) {
 	}
 }
 
+// TestStartWaitsForClosingServer: the group's server is shutting down (a container id run again
+// right after its last task was deleted): start waits for it to exit, then starts a new one on
+// the same socket, instead of joining a server whose exit removes that socket.
+func TestStartWaitsForClosingServer(t *testing.T) {
+	shortSocketRoot(t)
+	pod := map[string]string{GroupAnnotation: "g"}
+	b1, b2 := newBundle(t, pod), newBundle(t, pod)
+	t.Setenv(testServerVersionEnv, "closing")
+	addr1, err := legacyStart(t, b1, "c1", nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	old := waitServerRecord(t, b1).pid
+	t.Setenv(testServerVersionEnv, "")
+	go func() {
+		time.Sleep(300 * time.Millisecond)
+		_ = unix.Kill(old, unix.SIGKILL) // the closing server exits
+	}()
+	began := time.Now()
+	addr2, err := legacyStart(t, b2, "c2", nil)
+	if err != nil || addr2 != addr1 {
+		t.Fatalf("start beside a closing server = %q, %v; want %q", addr2, err, addr1)
+	}
+	if took := time.Since(began); took < 250*time.Millisecond {
+		t.Fatalf("start returned after %v, before the closing server exited", took)
+	}
+	if srv := waitServerRecord(t, b2); srv.pid == old {
+		t.Fatal("joined the closing server")
+	}
+	if !shim.CanConnect(addr2) {
+		t.Fatal("new server does not answer")
+	}
+}
+
 // TestStartReplacesStaleSocket: the group's server was SIGKILLed and left its socket behind.
 func TestStartReplacesStaleSocket(t *testing.T) {
 	shortSocketRoot(t)
@@ -144,7 +179,7 @@ func TestStartFailureCleansUp(t *testing.T) {
 // TestStartBootstrapProtocol runs start as containerd ≥ 2.3 does: flags plus BootstrapParams
 // on stdin, a BootstrapResult on stdout, and nothing else on stdout or stderr.
 func TestStartBootstrapProtocol(t *testing.T) {
-	parent, err := os.MkdirTemp("", "shs")
+	parent, err := os.MkdirTemp("", "shs") //nolint:usetesting // t.TempDir's path, named after the test, can pass sun_path's 108 bytes
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -59,6 +59,10 @@ type service struct {
 
 	mu         sync.Mutex
 	containers map[string]*container // nil value: id reserved by a Create in flight. Guarded by mu.
+	// closing: the shim has decided to exit (shutdownIfIdle). It takes no new container, and
+	// says so to the start action that probes it (Connect), which then waits for it to exit
+	// instead of handing its socket to a new container of the group. Guarded by mu.
+	closing bool
 }
 
 // newService starts the exit pump, the dispatcher and the event forwarder; they stop when the
@@ -205,10 +209,17 @@ func (s *service) getProcess(id, execID string) (*container, process.Process, er
 	return c, p, nil
 }
 
-// reserve claims a container id for a Create in flight.
+// errClosing answers a request for new work in a shim that is shutting down.
+var errClosing = fmt.Errorf("shim is shutting down: %w", errdefs.ErrUnavailable)
+
+// reserve claims a container id for a Create in flight; a shim that is shutting down takes no
+// new container (Unavailable).
 func (s *service) reserve(id string) (release func(*container), err error) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
+	if s.closing {
+		return nil, fmt.Errorf("container %s: %w", id, errClosing)
+	}
 	if _, ok := s.containers[id]; ok {
 		return nil, fmt.Errorf("container %s: %w", id, errdefs.ErrAlreadyExists)
 	}
@@ -485,8 +496,24 @@ func (s *service) Wait(ctx context.Context, r *taskAPI.WaitRequest) (*taskAPI.Wa
 	return &taskAPI.WaitResponse{ExitStatus: uint32(status), ExitedAt: protobuf.ToTimestamp(at)}, nil
 }
 
-// Connect returns the shim's and the init's pids.
+// ClosingVersion is what Connect without a container id answers as Version when the shim is
+// shutting down: the start action of a new container of the group asks, and then waits for this
+// shim (ShimPid) to be gone before it starts another on the same socket (manager/probe_linux.go).
+const ClosingVersion = "closing"
+
+// Connect returns the shim's and the init's pids. Asked without a container id (the start
+// action's probe), Version says whether the shim is shutting down (ClosingVersion).
 func (s *service) Connect(ctx context.Context, r *taskAPI.ConnectRequest) (*taskAPI.ConnectResponse, error) {
+	if r.ID == "" {
+		s.mu.Lock()
+		closing := s.closing
+		s.mu.Unlock()
+		resp := &taskAPI.ConnectResponse{ShimPid: uint32(os.Getpid())}
+		if closing {
+			resp.Version = ClosingVersion
+		}
+		return resp, nil
+	}
 	var pid int
 	if c, err := s.get(r.ID); err == nil {
 		pid = c.Init.Pid()
@@ -517,6 +544,7 @@ func (s *service) shutdownIfIdle() {
 	if s.pods.Len() > 0 {
 		return
 	}
+	s.closing = true
 	s.shutdown.Shutdown()
 }
 

@@ -7,6 +7,9 @@ import (
 	"testing"
 	"time"
 
+	taskAPI "github.com/containerd/containerd/api/runtime/task/v3"
+	"github.com/containerd/errdefs"
+
 	"github.com/containerd/containerd/v2/pkg/shutdown"
 )
 
@@ -91,5 +94,24 @@ func TestInflightWait(t *testing.T) {
 	start := time.Now()
 	if f.wait(0, 30*time.Millisecond) || time.Since(start) < 30*time.Millisecond {
 		t.Fatal("wait with a request that never ends did not give up after its bound")
+	}
+}
+
+// A shim that decided to exit says so to the start action's probe (Connect without an id), and
+// takes no new container.
+func TestClosingShimTakesNoNewContainer(t *testing.T) {
+	sd := &shutdownCounter{}
+	s := &service{shutdown: sd, containers: map[string]*container{}}
+	if r, err := s.Connect(context.Background(), &taskAPI.ConnectRequest{}); err != nil || r.Version != "" || r.ShimPid == 0 {
+		t.Fatalf("probe of a serving shim: %+v, %v", r, err)
+	}
+	if _, err := s.Shutdown(context.Background(), nil); err != nil || sd.calls != 1 {
+		t.Fatalf("shutdown: %v (%d calls)", err, sd.calls)
+	}
+	if r, err := s.Connect(context.Background(), &taskAPI.ConnectRequest{}); err != nil || r.Version != ClosingVersion {
+		t.Fatalf("probe of a closing shim: %+v, %v", r, err)
+	}
+	if _, err := s.reserve("c1"); !errdefs.IsUnavailable(err) {
+		t.Fatalf("a new container in a closing shim: %v, want Unavailable", err)
 	}
 }
