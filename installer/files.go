@@ -17,12 +17,16 @@ import (
 // ShimName is the shim's binary name: containerd derives it from the runtime type.
 const ShimName = "containerd-shim-custom-v1"
 
+// configMode is the mode of the files the installer writes into containerd's configuration (the
+// drop-in, the runtime options file): world-readable, as containerd's own config.toml.
+const configMode = 0o644
+
 // writeAtomic writes data to path through a temp file in the same directory and a rename, so a
 // reader (containerd loading its config, a shim being exec'd) sees the old file or the new one,
 // never a part. The temp name starts with a dot and does not end in .toml: an import glob such
-// as *.toml does not pick it up, even if a crash leaves it behind.
-func writeAtomic(path string, data []byte, mode os.FileMode) error {
-	return replaceAtomic(path, mode, func(w io.Writer) error {
+// as *.toml does not pick it up, even if a crash leaves it behind. The file gets configMode.
+func writeAtomic(path string, data []byte) error {
+	return replaceAtomic(path, configMode, func(w io.Writer) error {
 		_, err := w.Write(data)
 		return err
 	})
@@ -65,7 +69,7 @@ func syncDir(dir string) error {
 	if err != nil {
 		return err
 	}
-	defer d.Close()
+	defer func() { _ = d.Close() }()
 	return d.Sync()
 }
 
@@ -75,7 +79,7 @@ func fileSHA256(path string) (string, error) {
 	if err != nil {
 		return "", err
 	}
-	defer f.Close()
+	defer func() { _ = f.Close() }()
 	h := sha256.New()
 	if _, err := io.Copy(h, f); err != nil {
 		return "", fmt.Errorf("read %s: %w", path, err)
@@ -94,7 +98,7 @@ func installBinary(src, dst, sum string) (bool, error) {
 	if err != nil {
 		return false, fmt.Errorf("install %s: %w", dst, err)
 	}
-	defer in.Close()
+	defer func() { _ = in.Close() }()
 	err = replaceAtomic(dst, 0o755, func(w io.Writer) error {
 		_, err := io.Copy(w, in)
 		return err

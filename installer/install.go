@@ -41,7 +41,7 @@ type Options struct {
 
 func (o *Options) printf(format string, args ...any) {
 	if o.Out != nil {
-		fmt.Fprintf(o.Out, format+"\n", args...)
+		_, _ = fmt.Fprintf(o.Out, format+"\n", args...) // progress only: a lost line changes nothing
 	}
 }
 

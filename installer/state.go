@@ -65,13 +65,13 @@ func (s *state) restore() error {
 	var errs []error
 	switch {
 	case s.oldDropIn != nil:
-		errs = append(errs, writeAtomic(s.dropIn, s.oldDropIn, 0o644))
+		errs = append(errs, writeAtomic(s.dropIn, s.oldDropIn))
 	case s.wroteDropIn:
 		errs = append(errs, removeIfExists(s.dropIn))
 	}
 	if s.wroteOptions {
 		if s.oldOptions != nil {
-			errs = append(errs, writeAtomic(s.optionsFile, s.oldOptions, 0o644))
+			errs = append(errs, writeAtomic(s.optionsFile, s.oldOptions))
 		} else {
 			errs = append(errs, removeIfExists(s.optionsFile))
 		}
@@ -88,7 +88,7 @@ func (s *state) createDir(dir string, rec *Record) error {
 	if _, err := os.Stat(dir); err == nil {
 		return nil
 	}
-	if err := os.Mkdir(dir, 0o755); err != nil {
+	if err := os.Mkdir(dir, 0o755); err != nil { //nolint:gosec // a directory of containerd's config, world-readable as /etc/containerd
 		return fmt.Errorf("create the drop-in directory: %w", err)
 	}
 	s.createdDir, rec.CreatedDir = dir, dir
@@ -104,12 +104,12 @@ func (s *state) write(ctx context.Context, o Options, c Containerd, d *dropIn, d
 			return err
 		}
 		s.newOptions, s.wroteOptions = opts, true
-		if err := writeAtomic(d.optionsFile, opts, 0o644); err != nil {
+		if err := writeAtomic(d.optionsFile, opts); err != nil {
 			return err
 		}
 	}
 	s.wroteDropIn = true
-	if err := writeAtomic(dropIn, content, 0o644); err != nil {
+	if err := writeAtomic(dropIn, content); err != nil {
 		return err
 	}
 	raw, err := c.Dump(ctx, o.Config)

@@ -58,12 +58,12 @@ func startLogger(o output, cfg Config, stdout, stderr *os.File) (_ *logger, retE
 		l.closePipes()
 		return nil, fmt.Errorf("logger ready pipe: %w", err)
 	}
-	defer rr.Close()
+	defer func() { _ = rr.Close() }()
 	cmd := exec.Command(o.path, o.args...)
 	cmd.Env = []string{"CONTAINER_ID=" + cfg.ID, "CONTAINER_NAMESPACE=" + cfg.Namespace}
 	cmd.ExtraFiles = []*os.File{stdout, stderr, rw}
 	ec, err := reaper.Default.Start(cmd)
-	rw.Close()
+	_ = rw.Close()
 	if err != nil {
 		l.closePipes()
 		if errors.Is(err, os.ErrNotExist) || errors.Is(err, os.ErrPermission) {

@@ -52,7 +52,7 @@ type terminal struct {
 // and starts copying: pty → stdout destination, stdin fifo → pty. master is closed on return
 // (the shim keeps its own descriptor); on error nothing stays open.
 func (p *ProcessIO) Attach(master console.Console) error {
-	defer master.Close()
+	defer func() { _ = master.Close() }()
 	if p.term == nil {
 		return fmt.Errorf("attach a terminal to a process without one: %w", errdefs.ErrFailedPrecondition)
 	}
@@ -61,7 +61,7 @@ func (p *ProcessIO) Attach(master console.Console) error {
 		return fmt.Errorf("dup pty master: %w", err)
 	}
 	if err := unix.SetNonblock(fd, true); err != nil {
-		unix.Close(fd)
+		_ = unix.Close(fd)
 		return fmt.Errorf("pty master: %w", err)
 	}
 	return p.term.attach(os.NewFile(uintptr(fd), "ptmx"))
@@ -70,13 +70,13 @@ func (p *ProcessIO) Attach(master console.Console) error {
 func (c *terminal) attach(m *os.File) error {
 	mrc, err := m.SyscallConn()
 	if err != nil {
-		m.Close()
+		_ = m.Close()
 		return fmt.Errorf("pty master: %w", err)
 	}
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	if c.closed || c.master != nil {
-		m.Close()
+		_ = m.Close()
 		return fmt.Errorf("attach a terminal: already attached or closed: %w", errdefs.ErrFailedPrecondition)
 	}
 	c.master = m
@@ -196,7 +196,7 @@ func (c *terminal) hangup() {
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	if c.master != nil {
-		c.master.Close()
+		_ = c.master.Close()
 		c.master = nil
 	}
 }
@@ -205,7 +205,7 @@ func (c *terminal) closeOut() {
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	if c.out != nil && !c.outClosed {
-		c.out.Close()
+		_ = c.out.Close()
 		c.outClosed = true
 	}
 }

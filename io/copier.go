@@ -44,8 +44,8 @@ func newCopier(dst *os.File) (*copier, *os.File, error) {
 	}
 	growPipe(p[1])
 	if err := unix.SetNonblock(p[0], true); err != nil {
-		unix.Close(p[0])
-		unix.Close(p[1])
+		_ = unix.Close(p[0])
+		_ = unix.Close(p[1])
 		return nil, nil, fmt.Errorf("output pipe: %w", err)
 	}
 	// A non-blocking descriptor becomes a pollable *os.File; the write end stays blocking, as a
@@ -53,8 +53,8 @@ func newCopier(dst *os.File) (*copier, *os.File, error) {
 	c := &copier{src: os.NewFile(uintptr(p[0]), "|0"), dst: dst, done: make(chan struct{})}
 	rc, err := c.src.SyscallConn()
 	if err != nil {
-		c.src.Close()
-		unix.Close(p[1])
+		_ = c.src.Close()
+		_ = unix.Close(p[1])
 		return nil, nil, fmt.Errorf("output pipe: %w", err)
 	}
 	go c.run(rc)
@@ -89,7 +89,7 @@ func (c *copier) run(src syscall.RawConn) {
 }
 
 func (c *copier) closeDst() {
-	c.closeOnce.Do(func() { c.dst.Close() })
+	c.closeOnce.Do(func() { _ = c.dst.Close() })
 }
 
 // unread counts the bytes the copy has not moved yet: in the pipe and in its hands.
@@ -109,7 +109,7 @@ func (c *copier) unread() int {
 // still holds the pipe. held reports whether one did (the copy had not reached EOF).
 func (c *copier) close() (held bool) {
 	held = !c.eof.Load()
-	c.src.Close()
+	_ = c.src.Close()
 	c.closeDst() // wakes a write blocked on a full fifo
 	<-c.done
 	return held

@@ -81,7 +81,7 @@ func Open(s Stdio, cfg Config) (_ *ProcessIO, retErr error) {
 	p := &ProcessIO{}
 	defer func() {
 		if retErr != nil {
-			p.Close()
+			_ = p.Close()
 		}
 	}()
 	if s.Terminal {
@@ -151,10 +151,10 @@ func (p *ProcessIO) openStdin(path string) error {
 }
 
 // openFifos opens the stdout and stderr paths (fifos, or existing files appended to). With a
-// terminal only stdout is used: the console merges both streams. With copy, a fifo gets a pipe
-// copied to it (copier).
-func (p *ProcessIO) openFifos(stdout, stderr string, copy bool) error {
-	w, err := p.openStream(stdout, p.term != nil, copy)
+// terminal only stdout is used: the console merges both streams. With copyOut, a fifo gets a
+// pipe copied to it (copier).
+func (p *ProcessIO) openFifos(stdout, stderr string, copyOut bool) error {
+	w, err := p.openStream(stdout, p.term != nil, copyOut)
 	if err != nil {
 		return err
 	}
@@ -168,7 +168,7 @@ func (p *ProcessIO) openFifos(stdout, stderr string, copy bool) error {
 	case stdout:
 		p.child[2] = w
 	default:
-		if p.child[2], err = p.openStream(stderr, false, copy); err != nil {
+		if p.child[2], err = p.openStream(stderr, false, copyOut); err != nil {
 			return err
 		}
 	}
@@ -176,15 +176,15 @@ func (p *ProcessIO) openFifos(stdout, stderr string, copy bool) error {
 }
 
 // openStream opens an output path (openOutput) and returns what the process writes to: the
-// output itself, or with copy, if it is a fifo, the write end of a pipe copied to it.
-func (p *ProcessIO) openStream(path string, nonblock, copy bool) (*os.File, error) {
-	w, err := p.openOutput(path, nonblock || copy)
-	if err != nil || !copy || !isFifo(w) {
+// output itself, or with copyOut, if it is a fifo, the write end of a pipe copied to it.
+func (p *ProcessIO) openStream(path string, nonblock, copyOut bool) (*os.File, error) {
+	w, err := p.openOutput(path, nonblock || copyOut)
+	if err != nil || !copyOut || !isFifo(w) {
 		return w, err
 	}
 	c, pw, err := newCopier(w)
 	if err != nil {
-		w.Close()
+		_ = w.Close()
 		return nil, err
 	}
 	p.copiers = append(p.copiers, c)
@@ -255,10 +255,10 @@ func growPipe(fd int) {
 // one open file description for stdout and stderr. The container writes to it directly: O_APPEND
 // keeps each write whole and in order, and there is no copy to drain or to close late.
 func (p *ProcessIO) openFile(path string) error {
-	if err := os.MkdirAll(filepath.Dir(path), 0o755); err != nil {
+	if err := os.MkdirAll(filepath.Dir(path), 0o755); err != nil { //nolint:gosec // the reference shim's modes: log readers are other users
 		return fmt.Errorf("create directory of log file %s: %w", path, err)
 	}
-	f, err := os.OpenFile(path, os.O_WRONLY|os.O_APPEND|os.O_CREATE|unix.O_CLOEXEC, 0o644)
+	f, err := os.OpenFile(path, os.O_WRONLY|os.O_APPEND|os.O_CREATE|unix.O_CLOEXEC, 0o644) //nolint:gosec // as the directory above
 	if err != nil {
 		return fmt.Errorf("open log file %s: %w", path, err)
 	}
@@ -280,13 +280,13 @@ func (p *ProcessIO) openLogger(o output, cfg Config) error {
 	}
 	errR, errW, err := os.Pipe()
 	if err != nil {
-		outR.Close()
-		outW.Close()
+		_ = outR.Close()
+		_ = outW.Close()
 		return fmt.Errorf("logger stderr pipe: %w", err)
 	}
 	if p.term != nil {
 		p.term.out = outW
-		errW.Close()
+		_ = errW.Close()
 	} else {
 		p.child[1], p.child[2] = outW, errW
 	}

@@ -38,7 +38,7 @@ func parseOutput(stdout string) (output, error) {
 	}
 	u, err := url.Parse(stdout)
 	if err != nil {
-		return output{}, fmt.Errorf("parse stdout uri %q: %v: %w", stdout, err, errdefs.ErrInvalidArgument)
+		return output{}, fmt.Errorf("parse stdout uri %q: %v: %w", stdout, err, errdefs.ErrInvalidArgument) //nolint:errorlint // cause as text: one class in the chain (process/doc.go)
 	}
 	switch u.Scheme {
 	case "":

@@ -10,6 +10,7 @@ import (
 	"os"
 	"path/filepath"
 	"runtime"
+	"strings"
 
 	"github.com/containerd/containerd/v2/pkg/shim"
 	"github.com/containerd/log"
@@ -44,12 +45,15 @@ func Main(ctx context.Context, name string) {
 // printVersion prints this project's version (pkg/shim would print containerd's version package,
 // which names the containerd library, not this build), and the containerd library it links.
 func printVersion(w io.Writer) {
-	fmt.Fprintf(w, "%s:\n", filepath.Base(os.Args[0]))
-	fmt.Fprintln(w, "  Version: ", version.Version)
-	fmt.Fprintln(w, "  Revision:", version.GetRevision())
-	fmt.Fprintln(w, "  Go version:", runtime.Version())
-	fmt.Fprintln(w, "  containerd:", version.ContainerdModule, version.ContainerdVersion())
-	fmt.Fprintln(w)
+	var b strings.Builder
+	fmt.Fprintf(&b, "%s:\n", filepath.Base(os.Args[0]))
+	fmt.Fprintln(&b, "  Version: ", version.Version)
+	fmt.Fprintln(&b, "  Revision:", version.GetRevision())
+	fmt.Fprintln(&b, "  Go version:", runtime.Version())
+	fmt.Fprintln(&b, "  containerd:", version.ContainerdModule, version.ContainerdVersion())
+	fmt.Fprintln(&b)
+	// -v exits 0 whether or not stdout took it, as pkg/shim's own -v: nothing to report to.
+	_, _ = io.WriteString(w, b.String())
 }
 
 // mainStart runs the start action and returns the process exit code. Its log goes to the

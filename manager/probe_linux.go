@@ -51,7 +51,7 @@ func probeServer(ctx context.Context, addr string) (serverState, int) {
 		return serverServing, 0
 	}
 	client := ttrpc.NewClient(conn)
-	defer client.Close()
+	defer func() { _ = client.Close() }() // closes conn: a probe, nothing written to lose
 	ctx, cancel := context.WithTimeout(ctx, probeTimeout)
 	defer cancel()
 	resp, err := taskAPI.NewTTRPCTaskClient(client).Connect(ctx, &taskAPI.ConnectRequest{})
@@ -86,7 +86,7 @@ func waitExited(pid int) bool {
 		}
 		return true
 	}
-	defer unix.Close(fd)
+	defer func() { _ = unix.Close(fd) }() // a pidfd
 	fds := []unix.PollFd{{Fd: int32(fd), Events: unix.POLLIN}}
 	deadline := time.Now().Add(closingWait)
 	for {

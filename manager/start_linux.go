@@ -151,7 +151,7 @@ func launch(ctx context.Context, cfg *startConfig, srv *server, l *net.UnixListe
 	if err != nil {
 		return err
 	}
-	defer lf.Close()
+	defer func() { _ = lf.Close() }() // our copy: the server got its own at fork
 	cmd, err := forkServer(cfg, srv, lf)
 	if err != nil {
 		return err
@@ -234,13 +234,13 @@ func writeAddress(bundle, addr string) error {
 	if err != nil {
 		return fmt.Errorf("write shim address file: %w", err)
 	}
-	defer os.Remove(f.Name()) // no-op after the rename
+	defer func() { _ = os.Remove(f.Name()) }() // no-op after the rename
 	_, err = f.WriteString(addr)
 	if cerr := f.Close(); err == nil {
 		err = cerr
 	}
 	if err == nil {
-		err = os.Chmod(f.Name(), 0o644)
+		err = os.Chmod(f.Name(), 0o644) //nolint:gosec // pkg/shim writes its address files 0644 too; a socket address is no secret
 	}
 	if err == nil {
 		err = os.Rename(f.Name(), filepath.Join(bundle, addressFile))

@@ -90,7 +90,7 @@ func openV1(dir string) (_ source, retErr error) {
 	}
 	defer func() {
 		if retErr != nil {
-			unix.Close(efd)
+			_ = unix.Close(efd)
 		}
 	}()
 	ctl, err := os.Open(filepath.Join(dir, "memory.oom_control"))
@@ -99,7 +99,7 @@ func openV1(dir string) (_ source, retErr error) {
 	}
 	// The kernel keeps its own reference to memory.oom_control once registered; closing the
 	// eventfd unregisters the notification.
-	defer ctl.Close()
+	defer func() { _ = ctl.Close() }()
 	reg := fmt.Sprintf("%d %d", efd, ctl.Fd())
 	if err := os.WriteFile(filepath.Join(dir, "cgroup.event_control"), []byte(reg), 0); err != nil {
 		return nil, notFoundIfGone(fmt.Errorf("register OOM notification: %w", err))
@@ -157,7 +157,7 @@ func openV2(dir string) (_ source, retErr error) {
 	}
 	defer func() {
 		if retErr != nil {
-			unix.Close(ifd)
+			_ = unix.Close(ifd)
 		}
 	}()
 	for _, name := range []string{"memory.events", "cgroup.events"} {

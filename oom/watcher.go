@@ -95,7 +95,7 @@ func NewMode(m Mode, onOOM func(id string)) (_ *Watcher, retErr error) {
 	defer func() {
 		if retErr != nil {
 			for _, fd := range fds {
-				unix.Close(fd)
+				_ = unix.Close(fd)
 			}
 		}
 	}()
@@ -159,7 +159,7 @@ func (w *Watcher) AddDir(id, dir string) error {
 		return fmt.Errorf("watch OOM of container %s in %s: %w", id, dir, err)
 	}
 	if err := w.addSource(id, src); err != nil {
-		src.close()
+		_ = src.close()
 		return err
 	}
 	return nil

@@ -34,7 +34,7 @@ func DecodeConfig(typeURL string, value []byte) (*Config, error) {
 	}
 	var c Config
 	if err := decodePodSandboxConfig(value, &c); err != nil {
-		return nil, fmt.Errorf("decode %s: %v: %w", podSandboxConfigURL, err, errdefs.ErrInvalidArgument)
+		return nil, fmt.Errorf("decode %s: %v: %w", podSandboxConfigURL, err, errdefs.ErrInvalidArgument) //nolint:errorlint // cause as text: one class in the chain (process/doc.go)
 	}
 	return &c, nil
 }

@@ -73,7 +73,7 @@ func resolvConf(d *DNSConfig) string {
 }
 
 func writeFile(bundle, name string, b []byte) error {
-	if err := os.WriteFile(filepath.Join(bundle, name), b, 0o644); err != nil {
+	if err := os.WriteFile(filepath.Join(bundle, name), b, 0o644); err != nil { //nolint:gosec // bind-mounted into the pod's containers, whose users read it (CRI's own are 0644)
 		return fmt.Errorf("write %s: %w", name, err)
 	}
 	return nil
@@ -93,8 +93,12 @@ func mountShm(bundle string) error {
 	if err := os.Mkdir(dir, 0o700); err != nil && !errors.Is(err, os.ErrExist) {
 		return fmt.Errorf("create shm directory: %w", err)
 	}
-	if fi, err := os.Lstat(dir); err != nil || !fi.IsDir() {
-		return fmt.Errorf("shm directory %s: not a directory (%v)", dir, err) // a symlink would take the mount elsewhere
+	fi, err := os.Lstat(dir)
+	if err != nil {
+		return fmt.Errorf("shm directory %s: %w", dir, err)
+	}
+	if !fi.IsDir() {
+		return fmt.Errorf("shm directory %s: not a directory", dir) // a symlink would take the mount elsewhere
 	}
 	data := "mode=1777,size=" + strconv.Itoa(shmSize)
 	if err := unix.Mount("shm", dir, "tmpfs", unix.MS_NOSUID|unix.MS_NODEV|unix.MS_NOEXEC, data); err != nil {

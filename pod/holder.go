@@ -61,13 +61,13 @@ func sealedMemfd(name string, b []byte) (*os.File, error) {
 	}
 	f := os.NewFile(uintptr(fd), "memfd:"+name)
 	if _, err := f.Write(b); err != nil {
-		f.Close()
+		_ = f.Close()
 		return nil, fmt.Errorf("write holder image: %w", err)
 	}
 	_, _ = unix.FcntlInt(f.Fd(), unix.F_ADD_SEALS, unix.F_SEAL_EXEC) // EINVAL before 6.3: no such seal
 	seals := unix.F_SEAL_SHRINK | unix.F_SEAL_GROW | unix.F_SEAL_WRITE | unix.F_SEAL_SEAL
 	if _, err := unix.FcntlInt(f.Fd(), unix.F_ADD_SEALS, seals); err != nil {
-		f.Close()
+		_ = f.Close()
 		return nil, fmt.Errorf("seal holder image: %w", err)
 	}
 	return f, nil
@@ -127,7 +127,7 @@ func setns(path string, nstype int) error {
 	if err != nil {
 		return fmt.Errorf("open namespace %s: %w", path, err)
 	}
-	defer unix.Close(fd)
+	defer func() { _ = unix.Close(fd) }()
 	if err := unix.Setns(fd, nstype); err != nil {
 		return fmt.Errorf("setns %s: %w", path, err)
 	}
@@ -166,7 +166,7 @@ func startHolder(s nsSpec) (*holder, error) {
 		return nil, fmt.Errorf("pipe: %w", err)
 	}
 	r, w := os.NewFile(uintptr(p[0]), "holder-r"), os.NewFile(uintptr(p[1]), "holder-w")
-	defer r.Close()
+	defer func() { _ = r.Close() }()
 	cmd := holderCmd(s, r, exe)
 
 	type started struct {
@@ -185,7 +185,7 @@ func startHolder(s nsSpec) (*holder, error) {
 	}()
 	out := <-res
 	if out.err != nil {
-		w.Close()
+		_ = w.Close()
 		return nil, out.err
 	}
 	return &holder{pid: cmd.Process.Pid, cmd: cmd, ec: out.ec, hold: w}, nil
@@ -229,7 +229,7 @@ func (h *holder) wait() int {
 // serialise it (the Pod's opMu).
 func (h *holder) release() {
 	if h.hold != nil {
-		h.hold.Close()
+		_ = h.hold.Close()
 		h.hold = nil
 	}
 }

@@ -66,13 +66,13 @@ func (p *Pod) PatchMember(bundle string) error {
 	path := filepath.Join(bundle, "config.json")
 	raw, err := os.ReadFile(path)
 	if err != nil {
-		return fmt.Errorf("sandbox %s: read member spec: %v: %w", p.id, err, errdefs.ErrInvalidArgument)
+		return fmt.Errorf("sandbox %s: read member spec: %v: %w", p.id, err, errdefs.ErrInvalidArgument) //nolint:errorlint // cause as text: one class in the chain (process/doc.go)
 	}
 	var doc map[string]json.RawMessage
 	var spec memberSpec
 	var mounts []json.RawMessage
 	if err := decodeMember(raw, &doc, &spec, &mounts); err != nil {
-		return fmt.Errorf("sandbox %s: decode member spec %s: %v: %w", p.id, path, err, errdefs.ErrInvalidArgument)
+		return fmt.Errorf("sandbox %s: decode member spec %s: %v: %w", p.id, path, err, errdefs.ErrInvalidArgument) //nolint:errorlint // cause as text: one class in the chain (process/doc.go)
 	}
 	if spec.Annotations[sandboxIDAnnotation] != p.id {
 		return nil
@@ -117,7 +117,7 @@ func (p *Pod) memberMounts(spec *memberSpec, mounts []json.RawMessage) (_ []json
 	parsed := make([]mount, len(mounts))
 	for i, m := range mounts {
 		if err := json.Unmarshal(m, &parsed[i]); err != nil {
-			return nil, false, fmt.Errorf("sandbox %s: member spec mount %d: %v: %w", p.id, i, err, errdefs.ErrInvalidArgument)
+			return nil, false, fmt.Errorf("sandbox %s: member spec mount %d: %v: %w", p.id, i, err, errdefs.ErrInvalidArgument) //nolint:errorlint // cause as text: one class in the chain (process/doc.go)
 		}
 	}
 	var add []mount
@@ -196,11 +196,11 @@ func replaceFile(path string, b []byte) error {
 	}
 	tmp := path + ".pod.tmp"
 	if err := os.WriteFile(tmp, b, mode); err != nil {
-		os.Remove(tmp)
+		_ = os.Remove(tmp)
 		return err
 	}
 	if err := os.Rename(tmp, path); err != nil {
-		os.Remove(tmp)
+		_ = os.Remove(tmp)
 		return err
 	}
 	return nil

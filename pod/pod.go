@@ -12,6 +12,7 @@ import (
 // NamespaceMode is CRI's NamespaceMode (k8s.io/cri-api runtime.v1): where a pod's namespace comes from.
 type NamespaceMode int32
 
+// The namespace modes, with CRI's values.
 const (
 	ModePod       NamespaceMode = 0 // a namespace of the pod's own, shared by its containers
 	ModeContainer NamespaceMode = 1 // each container its own (PID: no shareProcessNamespace)
@@ -51,6 +52,7 @@ type Options struct {
 // State is where a pod is in its life.
 type State int
 
+// A pod's states: Created → Ready → Stopped, or Created → Stopped.
 const (
 	Created State = iota // files written, nothing running
 	Ready                // the holder runs: members may join its namespaces

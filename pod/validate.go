@@ -54,7 +54,7 @@ func validate(o *Options, cfg *Config) error {
 	}
 	if o.NetNSPath != "" {
 		if _, err := os.Stat(o.NetNSPath); err != nil || !filepath.IsAbs(o.NetNSPath) {
-			return fmt.Errorf("sandbox %s: network namespace %q: %v: %w", o.ID, o.NetNSPath, err, errdefs.ErrInvalidArgument)
+			return fmt.Errorf("sandbox %s: network namespace %q: %v: %w", o.ID, o.NetNSPath, err, errdefs.ErrInvalidArgument) //nolint:errorlint // cause as text: one class in the chain (process/doc.go)
 		}
 	}
 	if err := validateModes(cfg); err != nil {
@@ -110,7 +110,7 @@ func (s sysctl) apply() error {
 		}
 		return fmt.Errorf("sysctl %s: %w", s.key, err)
 	}
-	defer f.Close()
+	defer func() { _ = f.Close() }()
 	if _, err := f.WriteString(s.value); err != nil {
 		if errors.Is(err, unix.EINVAL) {
 			return fmt.Errorf("sysctl %s=%q: %w: %w", s.key, s.value, err, errdefs.ErrInvalidArgument)

@@ -68,7 +68,7 @@ func DecodeCheckpointOptions(typeURL string, value []byte) (CheckpointConfig, er
 	case checkpointOptionsType:
 		var o options.CheckpointOptions
 		if err := proto.Unmarshal(value, &o); err != nil {
-			return CheckpointConfig{}, fmt.Errorf("decode checkpoint options %s: %v: %w", name, err, errdefs.ErrInvalidArgument)
+			return CheckpointConfig{}, fmt.Errorf("decode checkpoint options %s: %v: %w", name, err, errdefs.ErrInvalidArgument) //nolint:errorlint // cause as text: one class in the chain
 		}
 		return CheckpointConfig{
 			ImagePath:           o.GetImagePath(),
@@ -113,10 +113,10 @@ func (i *Init) Checkpoint(ctx context.Context, cfg CheckpointConfig) error {
 	}
 	if work == "" {
 		work = filepath.Join(i.bundle, criuWorkDir)
-		defer os.RemoveAll(work)
+		defer func() { _ = os.RemoveAll(work) }()
 	}
 	if err := os.MkdirAll(work, 0o700); err != nil {
-		return fmt.Errorf("container %s: create criu work dir: %v: %w", i.id, err, errdefs.ErrInvalidArgument)
+		return fmt.Errorf("container %s: create criu work dir: %v: %w", i.id, err, errdefs.ErrInvalidArgument) //nolint:errorlint // cause as text: one class in the chain
 	}
 	var actions []runc.CheckpointAction
 	if !cfg.Exit {
@@ -173,7 +173,7 @@ func (i *Init) startRestore(ctx context.Context) error {
 	opts := *i.restore
 	work := opts.WorkDir
 	if err := os.MkdirAll(work, 0o700); err != nil {
-		return fmt.Errorf("container %s: create criu work dir: %v: %w", i.id, err, errdefs.ErrInvalidArgument)
+		return fmt.Errorf("container %s: create criu work dir: %v: %w", i.id, err, errdefs.ErrInvalidArgument) //nolint:errorlint // cause as text: one class in the chain
 	}
 	m := markLog(i.rt.Log)
 	if _, err := i.rt.Restore(ctx, i.id, i.bundle, &opts); err != nil {
@@ -182,7 +182,7 @@ func (i *Init) startRestore(ctx context.Context) error {
 	}
 	pid, err := runc.ReadPidFile(opts.PidFile)
 	if err != nil {
-		return fmt.Errorf("container %s: read pid file after restore: %v: %w", i.id, err, errdefs.ErrUnknown)
+		return fmt.Errorf("container %s: read pid file after restore: %v: %w", i.id, err, errdefs.ErrUnknown) //nolint:errorlint // cause as text: one class in the chain
 	}
 	i.setPid(pid)
 	i.restore = nil
@@ -232,13 +232,13 @@ func copyFile(dst, src string) error {
 	if err != nil {
 		return err
 	}
-	defer in.Close()
+	defer func() { _ = in.Close() }()
 	out, err := os.OpenFile(dst, os.O_WRONLY|os.O_CREATE|os.O_TRUNC, 0o600)
 	if err != nil {
 		return err
 	}
 	if _, err := io.Copy(out, in); err != nil {
-		out.Close()
+		_ = out.Close()
 		return err
 	}
 	return out.Close()

@@ -10,4 +10,8 @@
 // Lock order: Container.mu → proc.mu. opMu is taken with neither held.
 //
 // Errors returned here wrap an errdefs class; the task package converts them to gRPC codes.
+// Where the class is chosen for a cause that is itself an error (bad options, an unreadable
+// spec), the cause is formatted as text ("%v: %w"): wrapped, a class or a gRPC status it carries
+// could be what errors.Is sees or what errgrpc.ToGRPC sends instead of the class chosen here.
+// Packages pod and io do the same.
 package process

@@ -35,7 +35,7 @@ func (m logMark) lastError() string {
 	if err != nil {
 		return ""
 	}
-	defer f.Close()
+	defer func() { _ = f.Close() }()
 	if _, err := f.Seek(m.off, 0); err != nil {
 		return ""
 	}

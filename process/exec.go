@@ -57,18 +57,18 @@ func (e *Exec) Start(ctx context.Context) error {
 	m := markLog(rt.Log)
 	err = rt.Exec(ctx, e.cid, e.spec, &runc.ExecOpts{PidFile: pidFile, IO: runtimeIO(pio), ConsoleSocket: consoleSocket(sock), Detach: true})
 	if err != nil {
-		pio.Close()
+		_ = pio.Close()
 		return m.wrap(err, e.name()+": OCI runtime exec failed")
 	}
 	pid, err := runc.ReadPidFile(pidFile)
 	if err != nil {
-		pio.Close()
+		_ = pio.Close()
 		return fmt.Errorf("%s: read pid file: %w", e.name(), err)
 	}
 	if err := attachConsole(e.name(), pio, sock); err != nil {
 		// The process runs but its terminal is lost: end it rather than leave it unreachable.
 		_ = unix.Kill(pid, unix.SIGKILL)
-		pio.Close()
+		_ = pio.Close()
 		return err
 	}
 	e.io = pio

@@ -124,11 +124,11 @@ func (i *Init) mountRootfs(mounts []mount.Mount) error {
 		return nil
 	}
 	rootfs := filepath.Join(i.bundle, "rootfs")
-	if err := os.Mkdir(rootfs, 0o711); err != nil && !errors.Is(err, os.ErrExist) {
+	if err := os.Mkdir(rootfs, 0o711); err != nil && !errors.Is(err, os.ErrExist) { //nolint:gosec // the reference shim's 0711: a container's user traverses it
 		return fmt.Errorf("container %s: create rootfs dir: %w", i.id, err)
 	}
 	if err := mount.All(mounts, rootfs); err != nil {
-		return fmt.Errorf("container %s: mount rootfs: %v: %w", i.id, err, errdefs.ErrInvalidArgument)
+		return fmt.Errorf("container %s: mount rootfs: %v: %w", i.id, err, errdefs.ErrInvalidArgument) //nolint:errorlint // cause as text: one class in the chain
 	}
 	i.mounted = true
 	return nil
@@ -142,7 +142,7 @@ func (i *Init) release(ctx context.Context) {
 		}
 	}
 	if i.io != nil {
-		i.io.Close()
+		_ = i.io.Close()
 	}
 	i.unmount(ctx)
 }

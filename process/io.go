@@ -26,7 +26,7 @@ func openIO(name string, s shimio.Stdio, cfg shimio.Config) (*shimio.ProcessIO, 
 	}
 	sock, err := runc.NewTempConsoleSocket()
 	if err != nil {
-		pio.Close()
+		_ = pio.Close()
 		return nil, nil, fmt.Errorf("%s: create console socket: %w", name, err)
 	}
 	return pio, sock, nil
@@ -70,12 +70,12 @@ func closeIO(ctx context.Context, pio *shimio.ProcessIO, cid, execID string) {
 		}
 		l.Info("deleted while a process it left behind still holds its output: the output is closed")
 	}
-	pio.Close()
+	_ = pio.Close()
 }
 
 func closeSocket(sock *runc.Socket) {
 	if sock != nil {
-		sock.Close()
+		_ = sock.Close()
 	}
 }
 

@@ -48,7 +48,7 @@ func (i *Init) Resume(ctx context.Context) error {
 func (i *Init) Update(ctx context.Context, resources []byte) error {
 	var res specs.LinuxResources
 	if err := json.Unmarshal(resources, &res); err != nil {
-		return fmt.Errorf("container %s: invalid resources: %v: %w", i.id, err, errdefs.ErrInvalidArgument)
+		return fmt.Errorf("container %s: invalid resources: %v: %w", i.id, err, errdefs.ErrInvalidArgument) //nolint:errorlint // cause as text: one class in the chain
 	}
 	switch st := i.State(); st {
 	case Running, Paused, Pausing, Created:

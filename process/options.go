@@ -56,13 +56,13 @@ func DecodeOptions(typeURL string, value []byte) (*Options, error) {
 	case runcOptionsType:
 		var ro options.Options
 		if err := proto.Unmarshal(value, &ro); err != nil {
-			return nil, fmt.Errorf("decode runtime options %s: %v: %w", name, err, errdefs.ErrInvalidArgument)
+			return nil, fmt.Errorf("decode runtime options %s: %v: %w", name, err, errdefs.ErrInvalidArgument) //nolint:errorlint // cause as text: one class in the chain
 		}
 		return fromRuncOptions(&ro), nil
 	case criRuntimeOptsType:
 		var co runtimeoptions.Options
 		if err := proto.Unmarshal(value, &co); err != nil {
-			return nil, fmt.Errorf("decode runtime options %s: %v: %w", name, err, errdefs.ErrInvalidArgument)
+			return nil, fmt.Errorf("decode runtime options %s: %v: %w", name, err, errdefs.ErrInvalidArgument) //nolint:errorlint // cause as text: one class in the chain
 		}
 		return fromTOML(co.GetConfigBody(), co.GetConfigPath())
 	default:
@@ -92,13 +92,13 @@ func fromTOML(body []byte, path string) (*Options, error) {
 	if len(body) == 0 && path != "" {
 		b, err := os.ReadFile(path)
 		if err != nil {
-			return nil, fmt.Errorf("read runtime options file %s: %v: %w", path, err, errdefs.ErrInvalidArgument)
+			return nil, fmt.Errorf("read runtime options file %s: %v: %w", path, err, errdefs.ErrInvalidArgument) //nolint:errorlint // cause as text: one class in the chain
 		}
 		body = b
 	}
 	var o Options
 	if err := toml.Unmarshal(body, &o); err != nil {
-		return nil, fmt.Errorf("decode runtime options TOML: %v: %w", err, errdefs.ErrInvalidArgument)
+		return nil, fmt.Errorf("decode runtime options TOML: %v: %w", err, errdefs.ErrInvalidArgument) //nolint:errorlint // cause as text: one class in the chain
 	}
 	return &o, nil
 }

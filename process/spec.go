@@ -21,8 +21,8 @@ type Spec struct {
 	Annotations map[string]string `json:"annotations,omitempty"`
 }
 
-// SandboxIDAnnotation, set by containerd's CRI plugin on every container of a pod, names the
-// pod's sandbox.
+// SandboxIDAnnotation names the pod's sandbox; containerd's CRI plugin sets it on every
+// container of a pod.
 const SandboxIDAnnotation = "io.kubernetes.cri.sandbox-id"
 
 // SpecProcess holds the fields of the spec's process that ValidateProcess checks, and whether
@@ -51,11 +51,11 @@ func ReadSpec(bundle string) (*Spec, error) {
 	path := filepath.Join(bundle, "config.json")
 	b, err := os.ReadFile(path)
 	if err != nil {
-		return nil, fmt.Errorf("read OCI spec: %v: %w", err, errdefs.ErrInvalidArgument)
+		return nil, fmt.Errorf("read OCI spec: %v: %w", err, errdefs.ErrInvalidArgument) //nolint:errorlint // cause as text: one class in the chain
 	}
 	var spec Spec
 	if err := json.Unmarshal(b, &spec); err != nil {
-		return nil, fmt.Errorf("decode OCI spec %s: %v: %w", path, err, errdefs.ErrInvalidArgument)
+		return nil, fmt.Errorf("decode OCI spec %s: %v: %w", path, err, errdefs.ErrInvalidArgument) //nolint:errorlint // cause as text: one class in the chain
 	}
 	if spec.Process == nil {
 		return nil, fmt.Errorf("OCI spec %s has no process: %w", path, errdefs.ErrInvalidArgument)
@@ -94,14 +94,14 @@ func setTerminal(bundle string, spec *Spec, terminal bool) error {
 	}
 	out, err := setJSONField(raw, terminal, "process", "terminal")
 	if err != nil {
-		return fmt.Errorf("set process.terminal in %s: %v: %w", path, err, errdefs.ErrInvalidArgument)
+		return fmt.Errorf("set process.terminal in %s: %v: %w", path, err, errdefs.ErrInvalidArgument) //nolint:errorlint // cause as text: one class in the chain
 	}
 	tmp := path + ".tmp"
-	if err := os.WriteFile(tmp, out, 0o644); err != nil {
+	if err := os.WriteFile(tmp, out, 0o644); err != nil { //nolint:gosec // the bundle's config.json, which containerd wrote world-readable
 		return fmt.Errorf("write OCI spec: %w", err)
 	}
 	if err := os.Rename(tmp, path); err != nil {
-		os.Remove(tmp)
+		_ = os.Remove(tmp)
 		return fmt.Errorf("write OCI spec: %w", err)
 	}
 	spec.Process.Terminal = terminal

@@ -127,7 +127,7 @@ func (p *proc) setPid(pid int) {
 	p.mu.Lock()
 	p.pid = pid
 	if p.pidfd >= 0 {
-		unix.Close(p.pidfd)
+		_ = unix.Close(p.pidfd)
 	}
 	p.pidfd = fd
 	p.mu.Unlock()
@@ -178,7 +178,7 @@ func (p *proc) alive() bool {
 // closePidfd releases the pidfd once the process has stopped. Call with mu held.
 func (p *proc) closePidfdLocked() {
 	if p.pidfd >= 0 {
-		unix.Close(p.pidfd)
+		_ = unix.Close(p.pidfd)
 		p.pidfd = -1
 	}
 }

@@ -83,7 +83,7 @@ func (s *service) StartSandbox(ctx context.Context, r *sandboxAPI.StartSandboxRe
 }
 
 // Platform is the shim's own: its pods run on this host.
-func (s *service) Platform(ctx context.Context, r *sandboxAPI.PlatformRequest) (*sandboxAPI.PlatformResponse, error) {
+func (s *service) Platform(_ context.Context, r *sandboxAPI.PlatformRequest) (*sandboxAPI.PlatformResponse, error) {
 	if _, err := s.get(r.SandboxID); err != nil {
 		return nil, err
 	}
@@ -123,7 +123,7 @@ func (s *service) WaitSandbox(ctx context.Context, r *sandboxAPI.WaitSandboxRequ
 
 // SandboxStatus reports the pod's holder pid, state and times; info carries pid, state and
 // networkSandboxPath, and "info", the JSON the CRI plugin shows as the pod's verbose info.
-func (s *service) SandboxStatus(ctx context.Context, r *sandboxAPI.SandboxStatusRequest) (*sandboxAPI.SandboxStatusResponse, error) {
+func (s *service) SandboxStatus(_ context.Context, r *sandboxAPI.SandboxStatusRequest) (*sandboxAPI.SandboxStatusResponse, error) {
 	p, err := s.get(r.SandboxID)
 	if err != nil {
 		return nil, err
@@ -163,7 +163,7 @@ func verboseInfo(st pod.Status) string {
 }
 
 // PingSandbox answers for a pod this shim has.
-func (s *service) PingSandbox(ctx context.Context, r *sandboxAPI.PingRequest) (*sandboxAPI.PingResponse, error) {
+func (s *service) PingSandbox(_ context.Context, r *sandboxAPI.PingRequest) (*sandboxAPI.PingResponse, error) {
 	if _, err := s.get(r.SandboxID); err != nil {
 		return nil, err
 	}
@@ -190,7 +190,7 @@ func (s *service) ShutdownSandbox(ctx context.Context, r *sandboxAPI.ShutdownSan
 }
 
 // SandboxMetrics reports the statistics of the pod's cgroup, in the types Stats uses.
-func (s *service) SandboxMetrics(ctx context.Context, r *sandboxAPI.SandboxMetricsRequest) (*sandboxAPI.SandboxMetricsResponse, error) {
+func (s *service) SandboxMetrics(_ context.Context, r *sandboxAPI.SandboxMetricsRequest) (*sandboxAPI.SandboxMetricsResponse, error) {
 	p, err := s.get(r.SandboxID)
 	if err != nil {
 		return nil, err
@@ -212,7 +212,7 @@ func (s *service) SandboxMetrics(ctx context.Context, r *sandboxAPI.SandboxMetri
 
 // UpdateSandbox accepts an update of a pod this shim has: what it carries (the pod's resources
 // and annotations) is applied by the CRI plugin to the containers and cgroups themselves.
-func (s *service) UpdateSandbox(ctx context.Context, r *sandboxAPI.UpdateSandboxRequest) (*sandboxAPI.UpdateSandboxResponse, error) {
+func (s *service) UpdateSandbox(_ context.Context, r *sandboxAPI.UpdateSandboxRequest) (*sandboxAPI.UpdateSandboxResponse, error) {
 	if _, err := s.get(r.SandboxID); err != nil {
 		return nil, err
 	}

@@ -20,11 +20,11 @@ import (
 // exit (and the delete) can only reach it if the shim outlives that Shutdown for a moment.
 const flushTimeout = 4 * time.Second
 
-// Retry delays while containerd is unreachable: the first retry is quick, then the delay
-// doubles up to retryMax (retryMaxClosing once the shim is shutting down, with little time
-// left).
+// Retry delays while containerd is unreachable: the first retry is quick (retryFirst), then
+// the delay doubles up to retryMax (retryMaxClosing once the shim is shutting down, with little
+// time left).
 const (
-	retryMin        = 20 * time.Millisecond
+	retryFirst      = 20 * time.Millisecond
 	retryMax        = time.Second
 	retryMaxClosing = 100 * time.Millisecond
 )
@@ -134,7 +134,7 @@ func (q *eventQueue) forward(ctx context.Context, sink eventSink) {
 // deliver sends e, retrying while containerd is unreachable. It returns false only when the
 // flush at shutdown has given up.
 func (q *eventQueue) deliver(ctx context.Context, sink eventSink, e queuedEvent) bool {
-	delay := retryMin
+	delay := retryFirst
 	for attempt := 1; ; attempt++ {
 		err := sink.deliver(ctx, e)
 		switch {

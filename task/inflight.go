@@ -47,10 +47,10 @@ func (f *inflight) quiet(grace time.Duration) bool {
 	return f.n == 0 && time.Since(f.last) >= grace
 }
 
-// wait returns once no request has been in flight for grace, or after max. It polls: it runs
+// wait returns once no request has been in flight for grace, or after limit. It polls: it runs
 // once, at shutdown.
-func (f *inflight) wait(grace, max time.Duration) bool {
-	deadline := time.Now().Add(max)
+func (f *inflight) wait(grace, limit time.Duration) bool {
+	deadline := time.Now().Add(limit)
 	for !f.quiet(grace) {
 		if time.Now().After(deadline) {
 			return false

@@ -21,7 +21,7 @@ type resizer interface {
 // FailedPrecondition (the reference answers success and does nothing: no client of containerd
 // resizes a process it did not give a terminal, so an error tells a confused caller the truth);
 // an unknown container or exec is NotFound.
-func (s *service) ResizePty(ctx context.Context, r *taskAPI.ResizePtyRequest) (*emptypb.Empty, error) {
+func (s *service) ResizePty(_ context.Context, r *taskAPI.ResizePtyRequest) (*emptypb.Empty, error) {
 	_, p, err := s.getProcess(r.ID, r.ExecID)
 	if err != nil {
 		return nil, err

@@ -403,7 +403,7 @@ func deleteResponse(p process.Process) *taskAPI.DeleteResponse {
 }
 
 // Exec adds an exec process to a container; Start runs it.
-func (s *service) Exec(ctx context.Context, r *taskAPI.ExecProcessRequest) (*emptypb.Empty, error) {
+func (s *service) Exec(_ context.Context, r *taskAPI.ExecProcessRequest) (*emptypb.Empty, error) {
 	c, err := s.get(r.ID)
 	if err != nil {
 		return nil, err
@@ -430,7 +430,7 @@ func (s *service) Exec(ctx context.Context, r *taskAPI.ExecProcessRequest) (*emp
 }
 
 // State reports a process's state.
-func (s *service) State(ctx context.Context, r *taskAPI.StateRequest) (*taskAPI.StateResponse, error) {
+func (s *service) State(_ context.Context, r *taskAPI.StateRequest) (*taskAPI.StateResponse, error) {
 	c, p, err := s.getProcess(r.ID, r.ExecID)
 	if err != nil {
 		return nil, err
@@ -468,7 +468,7 @@ func (s *service) Kill(ctx context.Context, r *taskAPI.KillRequest) (*emptypb.Em
 }
 
 // CloseIO closes the shim's hold on a process's stdin.
-func (s *service) CloseIO(ctx context.Context, r *taskAPI.CloseIORequest) (*emptypb.Empty, error) {
+func (s *service) CloseIO(_ context.Context, r *taskAPI.CloseIORequest) (*emptypb.Empty, error) {
 	_, p, err := s.getProcess(r.ID, r.ExecID)
 	if err != nil {
 		return nil, err
@@ -503,7 +503,7 @@ const ClosingVersion = "closing"
 
 // Connect returns the shim's and the init's pids. Asked without a container id (the start
 // action's probe), Version says whether the shim is shutting down (ClosingVersion).
-func (s *service) Connect(ctx context.Context, r *taskAPI.ConnectRequest) (*taskAPI.ConnectResponse, error) {
+func (s *service) Connect(_ context.Context, r *taskAPI.ConnectRequest) (*taskAPI.ConnectResponse, error) {
 	if r.ID == "" {
 		s.mu.Lock()
 		closing := s.closing
@@ -527,7 +527,7 @@ func (s *service) Connect(ctx context.Context, r *taskAPI.ConnectRequest) (*task
 // Shutdown means containerd took a Delete's answer (it may have read the late one after all) or
 // has deleted the last other container of a group; if containerd still holds a record of the
 // kept one, its handling of a shim that went away cleans that record up.
-func (s *service) Shutdown(ctx context.Context, r *taskAPI.ShutdownRequest) (*emptypb.Empty, error) {
+func (s *service) Shutdown(_ context.Context, _ *taskAPI.ShutdownRequest) (*emptypb.Empty, error) {
 	s.shutdownIfIdle()
 	return empty, nil
 }

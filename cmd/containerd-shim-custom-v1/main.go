@@ -11,7 +11,8 @@ import (
 
 	"github.com/custom-shim/containerd-shim-custom-v1/manager"
 	"github.com/custom-shim/containerd-shim-custom-v1/process"
-	// The task service registers itself as a pkg/shim plugin.
+
+	// The services register themselves as pkg/shim plugins.
 	_ "github.com/custom-shim/containerd-shim-custom-v1/sandbox" // registers the Sandbox service (pause-less pods)
 	_ "github.com/custom-shim/containerd-shim-custom-v1/task"    // registers the Task service
 )
