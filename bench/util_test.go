@@ -97,7 +97,7 @@ func ms(d time.Duration) float64 { return float64(d) / float64(time.Millisecond)
 
 // memStat is a shim's memory, KiB.
 type memStat struct {
-	RssAnon, VmRSS, Pss float64
+	RssAnon, VmRSS, Pss float64 //nolint:revive // VmRSS: the field of /proc/PID/status it holds
 }
 
 func (m memStat) sub(o memStat) memStat {
@@ -313,10 +313,10 @@ func (h *exitHub) tally(keys []exitKey) (once, missing, dup int) {
 	h.mu.Lock()
 	defer h.mu.Unlock()
 	for _, k := range keys {
-		switch n := h.count[k]; {
-		case n == 0:
+		switch h.count[k] {
+		case 0:
 			missing++
-		case n == 1:
+		case 1:
 			once++
 		default:
 			dup++

@@ -4,6 +4,7 @@ package io
 
 import (
 	"bytes"
+	"errors"
 	stdio "io"
 	"os"
 	"syscall"
@@ -108,14 +109,14 @@ func TestCopiedOutputCutAtClose(t *testing.T) {
 	}
 	select {
 	case err := <-eof:
-		if err != stdio.EOF {
+		if !errors.Is(err, stdio.EOF) {
 			t.Fatalf("client read %v after Close, want EOF", err)
 		}
 	case <-time.After(2 * time.Second):
 		t.Fatal("client got no EOF after Close")
 	}
 	// The held write end now writes into a pipe nobody reads: EPIPE, not a block.
-	if _, err := unix.Write(held, []byte("late")); err != syscall.EPIPE {
+	if _, err := unix.Write(held, []byte("late")); !errors.Is(err, syscall.EPIPE) {
 		t.Fatalf("write to the held pipe after Close: %v, want EPIPE", err)
 	}
 	client.Close()

@@ -3,6 +3,7 @@
 package io
 
 import (
+	"errors"
 	stdio "io"
 	"os"
 	"path/filepath"
@@ -94,7 +95,7 @@ func TestStdinHeldUntilCloseStdin(t *testing.T) {
 	}
 	select {
 	case err := <-got:
-		if err != stdio.EOF {
+		if !errors.Is(err, stdio.EOF) {
 			t.Fatalf("want EOF after CloseStdin, got %v", err)
 		}
 	case <-time.After(5 * time.Second):

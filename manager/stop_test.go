@@ -4,6 +4,7 @@ package manager
 
 import (
 	"context"
+	"errors"
 	"os"
 	"path/filepath"
 	"strconv"
@@ -168,7 +169,7 @@ func TestStopRemovesDeadSocket(t *testing.T) {
 			if tc.live && err != nil {
 				t.Fatalf("live socket removed: %v", err)
 			}
-			if !tc.live && !os.IsNotExist(err) {
+			if !tc.live && !errors.Is(err, os.ErrNotExist) {
 				t.Fatalf("dead socket left: %v", err)
 			}
 		})

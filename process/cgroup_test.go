@@ -3,6 +3,7 @@
 package process
 
 import (
+	"errors"
 	"fmt"
 	"os"
 	"os/exec"
@@ -58,7 +59,7 @@ func TestLoadCgroupV1(t *testing.T) {
 	}
 	defer func() {
 		for deadline := time.Now().Add(5 * time.Second); ; time.Sleep(20 * time.Millisecond) {
-			if err := os.Remove(dir); err == nil || os.IsNotExist(err) || time.Now().After(deadline) {
+			if err := os.Remove(dir); err == nil || errors.Is(err, os.ErrNotExist) || time.Now().After(deadline) {
 				return
 			}
 		}
@@ -103,7 +104,7 @@ func TestLoadCgroupV1(t *testing.T) {
 	if p, err := ours(cgroup1.Memory); err != nil || p != "/"+filepath.Base(dir) {
 		t.Errorf("memory group %q, %v; want /%s", p, err, filepath.Base(dir))
 	}
-	if _, err := ours("no-such-controller"); err != cgroup1.ErrControllerNotActive {
+	if _, err := ours("no-such-controller"); !errors.Is(err, cgroup1.ErrControllerNotActive) {
 		t.Errorf("unknown controller: %v, want ErrControllerNotActive", err)
 	}
 

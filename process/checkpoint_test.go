@@ -4,6 +4,7 @@ package process
 
 import (
 	"context"
+	"errors"
 	"os"
 	"path/filepath"
 	"strconv"
@@ -150,7 +151,7 @@ func TestCheckpointArgs(t *testing.T) {
 			if seen, _ := os.ReadFile(filepath.Join(img, "work-seen")); strings.TrimSpace(string(seen)) != filepath.Join(i.bundle, "criu-work") {
 				t.Errorf("work dir seen by the runtime = %q", seen)
 			}
-			if _, err := os.Stat(filepath.Join(i.bundle, "criu-work")); !os.IsNotExist(err) {
+			if _, err := os.Stat(filepath.Join(i.bundle, "criu-work")); !errors.Is(err, os.ErrNotExist) {
 				t.Errorf("default criu work dir left behind: %v", err)
 			}
 		})
@@ -246,7 +247,7 @@ func TestCheckpointRefused(t *testing.T) {
 			if !tc.class(err) || !strings.Contains(err.Error(), "c1") {
 				t.Fatalf("error %v: wrong class or no container id", err)
 			}
-			if _, err := os.Stat(record); !os.IsNotExist(err) {
+			if _, err := os.Stat(record); !errors.Is(err, os.ErrNotExist) {
 				t.Errorf("the runtime was called")
 			}
 		})
@@ -308,7 +309,7 @@ func TestRestoreDeferredToStart(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer i.Delete(context.Background())
-	if _, err := os.Stat(record); !os.IsNotExist(err) {
+	if _, err := os.Stat(record); !errors.Is(err, os.ErrNotExist) {
 		t.Fatalf("the runtime was called at create: %v", calls(t, record))
 	}
 	if st, pid := i.State(), i.Pid(); st != Created || pid != 0 || !i.Restoring() {

@@ -89,7 +89,7 @@ func TestOOMPublishedBeforeInitExit(t *testing.T) {
 
 // Without a watcher (a host without cgroups, or a service built without one) the hooks do
 // nothing.
-func TestOOMEventsNil(t *testing.T) {
+func TestOOMEventsNil(_ *testing.T) {
 	var o *oomEvents
 	o.watch(context.Background(), "c", nil)
 	o.beforeInitExit("c")

@@ -8,6 +8,7 @@ package tests
 // must never be signalled by a pid the kernel may have given to another process.
 
 import (
+	"errors"
 	"fmt"
 	"os"
 	"os/exec"
@@ -94,7 +95,7 @@ func scenarioExitHeldOtherOnTime(r *row) *observation {
 	heldPid := int(held.task.Pid())
 	a.waitFor("the held container's init to be reaped", func() bool {
 		_, err := os.Stat(fmt.Sprintf("/proc/%d", heldPid))
-		return os.IsNotExist(err)
+		return errors.Is(err, os.ErrNotExist)
 	})
 	if err := os.WriteFile(filepath.Join(a.Bundle(onTime.ctr.ID()), "rootfs", "go"), nil, 0o644); err != nil {
 		a.t.Fatal(err)
@@ -174,7 +175,7 @@ func scenarioKillReusedPid(r *row) *observation {
 	pid := int(p.Pid())
 	a.waitFor(fmt.Sprintf("exec pid %d to be reaped", pid), func() bool {
 		_, err := os.Stat(fmt.Sprintf("/proc/%d", pid))
-		return os.IsNotExist(err)
+		return errors.Is(err, os.ErrNotExist)
 	})
 	stranger := startWithPid(a, pid)
 	defer func() { stranger.Process.Kill(); stranger.Wait() }()

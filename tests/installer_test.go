@@ -217,7 +217,7 @@ func testInstallerOn(t *testing.T, spec harness.CompatSpec, paths harness.Paths,
 		t.Fatalf("uninstall: exit %d\n%s", code, out)
 	}
 	sameSnapshot(t, "config dir after uninstall", before, treeSnapshot(t, etc))
-	if _, err := os.Lstat(d.ShimBin()); !os.IsNotExist(err) {
+	if _, err := os.Lstat(d.ShimBin()); !errors.Is(err, os.ErrNotExist) {
 		t.Errorf("%s still there after uninstall: %v", d.ShimBin(), err)
 	}
 	if table := handlerTable(configDump(t, spec.Containerd, config), harness.HandlerCustom); table != "" {

@@ -62,10 +62,10 @@ const (
 
 // recordingRuntime writes, in dir, an OCI runtime wrapper that appends its arguments to a log
 // and execs the real runtime. It returns the wrapper's path and the log's.
-func recordingRuntime(t *testing.T, dir, real string) (bin, record string) {
+func recordingRuntime(t *testing.T, dir, runtimeBin string) (bin, record string) {
 	t.Helper()
 	bin, record = filepath.Join(dir, "runc-wrapper"), filepath.Join(dir, "runc-calls")
-	script := fmt.Sprintf("#!/bin/sh\necho \"$*\" >> %q\nexec %q \"$@\"\n", record, real)
+	script := fmt.Sprintf("#!/bin/sh\necho \"$*\" >> %q\nexec %q \"$@\"\n", record, runtimeBin)
 	if err := os.WriteFile(bin, []byte(script), 0o755); err != nil {
 		t.Fatal(err)
 	}

@@ -513,7 +513,7 @@ func grouped(g string) oci.SpecOpts { return oci.WithAnnotations(map[string]stri
 
 // newTask creates container id (runtime rt, runtime options opts when not nil) running args
 // and its task with null IO, without starting it.
-func newTask(ctx context.Context, t testing.TB, d *harness.Daemon, c *containerd.Client, id, rt string, ropts *options.Options, specOpts []oci.SpecOpts, args ...string) (containerd.Container, containerd.Task, error) {
+func newTask(ctx context.Context, _ testing.TB, _ *harness.Daemon, c *containerd.Client, id, rt string, ropts *options.Options, specOpts []oci.SpecOpts, args ...string) (containerd.Container, containerd.Task, error) {
 	img, err := c.GetImage(ctx, harness.ImageBusybox.Ref)
 	if err != nil {
 		return nil, nil, err
@@ -558,7 +558,7 @@ func forceRemove(ctx context.Context, ctr containerd.Container, task containerd.
 // file as $log, and may exit early), and returns its path.
 func runtimeWrapper(t *testing.T, runc, name, body string) string {
 	t.Helper()
-	dir, err := os.MkdirTemp("", "cst-rt-")
+	dir, err := os.MkdirTemp("", "cst-rt-") //nolint:usetesting // made 0755 below: t.TempDir's parent is 0700
 	if err != nil {
 		t.Fatal(err)
 	}

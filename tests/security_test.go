@@ -130,7 +130,7 @@ const dialEnv = "CST_SECURITY_DIAL"
 // TestSecurityDialHelper is not a test of its own: scenarioOtherUID runs the test binary as
 // another uid with CST_SECURITY_DIAL=<socket>|<namespace>|<id>, and this function then dials
 // the socket, calls State and prints "OK" or "ERR <error>".
-func TestSecurityDialHelper(t *testing.T) {
+func TestSecurityDialHelper(_ *testing.T) {
 	arg := os.Getenv(dialEnv)
 	if arg == "" {
 		return // only meaningful in the helper process

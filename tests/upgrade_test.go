@@ -4,6 +4,7 @@ package tests
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"os"
 	"os/exec"
@@ -69,7 +70,7 @@ func buildOldShim(t *testing.T, p harness.Paths) string {
 	if b, err := archive.CombinedOutput(); err != nil {
 		t.Fatalf("git archive %s: %v\n%s", commit, err, b)
 	}
-	goBin := filepath.Join(runtime.GOROOT(), "bin", "go")
+	goBin := filepath.Join(runtime.GOROOT(), "bin", "go") //nolint:staticcheck // the Go that built this test, where it runs (else "go" from PATH below)
 	if !harness.Executable(goBin) {
 		goBin = "go"
 	}
@@ -169,7 +170,7 @@ func testShimUpgrade(t *testing.T, spec harness.DaemonSpec, paths harness.Paths,
 		// The task is reported gone (or stopped) before containerd has finished its cleanup.
 		for _, left := range []string{bundle, filepath.Join("/run/containerd/runc", u.d.Namespace, "victim")} {
 			deadline := time.Now().Add(eventTimeout)
-			for _, err := os.Stat(left); !os.IsNotExist(err); _, err = os.Stat(left) {
+			for _, err := os.Stat(left); !errors.Is(err, os.ErrNotExist); _, err = os.Stat(left) {
 				if time.Now().After(deadline) {
 					t.Fatalf("%s still there %s after the dead shim's cleanup began: %v", left, eventTimeout, err)
 				}

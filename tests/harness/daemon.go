@@ -95,7 +95,7 @@ func Start(t *testing.T, spec DaemonSpec, p Paths) *Daemon {
 	}
 
 	// A short dir: the socket path must stay under 108 bytes.
-	dir, err := os.MkdirTemp("", "cst-")
+	dir, err := os.MkdirTemp("", "cst-") //nolint:usetesting // short (see above); teardown removes it, or keeps it with CST_KEEP
 	if err != nil {
 		t.Fatal(err)
 	}

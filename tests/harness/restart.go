@@ -3,6 +3,7 @@
 package harness
 
 import (
+	"errors"
 	"os"
 	"path/filepath"
 	"syscall"
@@ -69,7 +70,7 @@ func (d *Daemon) RestartOnNewTTRPC(t testing.TB) (connect func()) {
 	if err := os.WriteFile(filepath.Join(d.Dir, "config.toml"), []byte(d.config()), 0o644); err != nil {
 		t.Fatal(err)
 	}
-	if err := os.Remove(old); err != nil && !os.IsNotExist(err) { // the crashed daemon's socket
+	if err := os.Remove(old); err != nil && !errors.Is(err, os.ErrNotExist) { // the crashed daemon's socket
 		t.Fatal(err)
 	}
 	d.Restart(t)
