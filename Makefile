@@ -15,6 +15,9 @@ SHIM := containerd-shim-custom-v1
 # Pinned versions of what the integration tests run against (built from the Go module proxy by hack/deps.sh).
 CONTAINERD_VERSION ?= v2.4.2
 RUNC_VERSION ?= v1.5.2
+# The linter `make lint` runs (.golangci.yml), built by hack/deps.sh with this repo's Go.
+GOLANGCI_LINT_VERSION ?= v2.15.0
+GOLANGCI_LINT ?= $(DEPS_BIN)/golangci-lint
 
 # The shim's version (version.FromGit): the release tag vX.Y.Z of the commit, what `git describe`
 # says after a tag, or v0.0.0-untagged+<revision>; "dirty" is added for a tree with uncommitted
@@ -104,9 +107,10 @@ demo: deps build images ## run a container through the shim under a private cont
 	@echo "$(WHALE) $@"
 	DEPS_BIN=$(DEPS_BIN) IMAGES_DIR=$(IMAGES_DIR) hack/demo.sh
 
-deps: ## install apt packages (root) and build pinned containerd, ctr, reference shim and runc into _output/deps/bin
+deps: ## install apt packages (root) and build pinned containerd, ctr, reference shim, runc and golangci-lint into _output/deps/bin
 	@echo "$(WHALE) $@"
-	CONTAINERD_VERSION=$(CONTAINERD_VERSION) RUNC_VERSION=$(RUNC_VERSION) DEPS_BIN=$(DEPS_BIN) GO=$(GO) hack/deps.sh
+	CONTAINERD_VERSION=$(CONTAINERD_VERSION) RUNC_VERSION=$(RUNC_VERSION) GOLANGCI_LINT_VERSION=$(GOLANGCI_LINT_VERSION) \
+		DEPS_BIN=$(DEPS_BIN) GO=$(GO) hack/deps.sh
 
 install-deps: deps ## also copy the pinned containerd, ctr, reference shim and runc into $(DESTDIR)$(PREFIX)/bin
 	@echo "$(WHALE) $@"
@@ -123,14 +127,30 @@ $(IMAGES) &: $(PAUSE_BIN) $(wildcard hack/mkimage/*.go)
 	@echo "$(WHALE) images"
 	$(GO) run ./hack/mkimage -out $(IMAGES_DIR) -pause $(PAUSE_BIN)
 
-lint: ## gofmt, go vet (also of the integration-tagged code) and golangci-lint when installed
+# golangci-lint (.golangci.yml) runs twice: over the shim as released, and with the build tags of
+# the integration tests, the benchmarks and the diagnostic builds, so that tests/, bench/ and the
+# pprof and memstats code are linted too (one run with every tag would skip the !shim_pprof file).
+LINT_TAGS ?= integration,bench,shim_pprof,memstats
+
+lint: ## gofmt, go vet (also of the integration-tagged code) and golangci-lint (`make deps` builds it; required when CI=true)
 	@echo "$(WHALE) $@"
 	@out=$$(gofmt -s -l $$(git ls-files --cached --others --exclude-standard '*.go' 2>/dev/null || find . -name '*.go' -not -path './_output/*')); \
 		if [ -n "$$out" ]; then echo "$(ONI) gofmt -s would change:"; echo "$$out"; exit 1; fi
 	$(GO) vet ./...
 	$(GO) vet -tags integration ./tests/...
-	@if command -v golangci-lint >/dev/null 2>&1; then GOGC=75 golangci-lint run; \
-		else echo "golangci-lint not installed: skipped"; fi
+	@if command -v "$(GOLANGCI_LINT)" >/dev/null 2>&1; then \
+		have=$$("$(GOLANGCI_LINT)" version --short 2>/dev/null); \
+		if [ "v$${have#v}" != "$(GOLANGCI_LINT_VERSION)" ]; then \
+			echo "$(ONI) $(GOLANGCI_LINT) is $$have, not $(GOLANGCI_LINT_VERSION): run 'make deps'"; exit 1; fi; \
+		echo "GOGC=75 $(GOLANGCI_LINT) run ./..."; \
+		GOGC=75 "$(GOLANGCI_LINT)" run ./... || exit 1; \
+		echo "GOGC=75 $(GOLANGCI_LINT) run --build-tags $(LINT_TAGS) ./..."; \
+		GOGC=75 "$(GOLANGCI_LINT)" run --build-tags $(LINT_TAGS) ./... || exit 1; \
+	elif [ "$(CI)" = true ]; then \
+		echo "$(ONI) $(GOLANGCI_LINT) missing (CI=true): run 'make deps'"; exit 1; \
+	else \
+		echo "golangci-lint not installed ($(GOLANGCI_LINT)): skipped; 'make deps' builds it"; \
+	fi
 
 fmt: ## gofmt -s -w all Go files
 	gofmt -s -w $$(git ls-files --cached --others --exclude-standard '*.go')
