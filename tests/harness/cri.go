@@ -12,12 +12,9 @@ import (
 	"os/exec"
 	"path/filepath"
 	"strings"
-	"syscall"
 	"testing"
 	"time"
 
-	"google.golang.org/grpc"
-	"google.golang.org/grpc/credentials/insecure"
 	runtimeapi "k8s.io/cri-api/pkg/apis/runtime/v1"
 )
 
@@ -267,9 +264,9 @@ type CRI struct {
 }
 
 // StartCRI starts a CRI-enabled daemon of spec (one of CRIDaemons), imports the test images
-// into the k8s.io namespace and waits until the CRI image service lists them. Its cleanup
-// (registered after the daemon's teardown, so it runs first) stops and removes every pod left,
-// then removes the runtime and cgroup dirs the pods used.
+// into the k8s.io namespace and waits until the CRI image service lists them (ConnectCRI). Its
+// cleanup (registered after the daemon's teardown, so it runs first) stops and removes every pod
+// left, then removes the runtime and cgroup dirs the pods used, and the CNI bridge.
 func StartCRI(t *testing.T, spec DaemonSpec, p Paths) *CRI {
 	t.Helper()
 	if spec.ExtraConfig == nil {
@@ -279,69 +276,29 @@ func StartCRI(t *testing.T, spec DaemonSpec, p Paths) *CRI {
 		Require(t, Executable(filepath.Join(CNIBinDir, plugin)), "CNI plugin %s is missing in %s (run `make deps`: Debian's containernetworking-plugins)", plugin, CNIBinDir)
 	}
 	d := Start(t, spec, p)
-	c := &CRI{
-		Network:      cniNetwork(d.Dir),
-		Daemon:       d,
-		CgroupParent: "/" + d.Namespace,
-		LogRoot:      filepath.Join(d.Dir, "pod-logs"),
-		WrapperLog:   filepath.Join(d.Dir, "wrapper", "calls.log"),
-	}
-	if err := writeWrapper(d.Dir, p.Runc(), c.WrapperLog); err != nil {
+	network := cniNetwork(d.Dir)
+	// Registered before ConnectCRI's cleanup, so it runs after the pods are gone.
+	t.Cleanup(func() {
+		// The bridge plugin creates the bridge and never removes it: it is the test's to remove.
+		if exists(filepath.Join("/sys/class/net", network.Bridge)) {
+			if out, err := exec.Command("ip", "link", "delete", network.Bridge).CombinedOutput(); err != nil {
+				t.Errorf("delete bridge %s: %v: %s", network.Bridge, err, out)
+			}
+		}
+	})
+	if err := writeWrapper(d.Dir, p.Runc(), wrapperLog(d)); err != nil {
 		t.Fatal(err)
 	}
 	if err := writeOptionsFiles(d.Dir); err != nil {
 		t.Fatal(err)
 	}
-	conn, err := grpc.NewClient("unix://"+d.Address, grpc.WithTransportCredentials(insecure.NewCredentials()))
-	if err != nil {
-		t.Fatalf("connect CRI client to %s: %v", d.Address, err)
-	}
-	c.Runtime = runtimeapi.NewRuntimeServiceClient(conn)
-	c.Images = runtimeapi.NewImageServiceClient(conn)
-	runcRootExisted := exists(filepath.Join("/run/containerd/runc", CRINamespace))
-	t.Cleanup(func() {
-		c.RemoveAllPods(t)
-		c.forceRemoveContainers(t)
-		_ = conn.Close()
-		// The daemon's teardown checks for shims, mounts and sockets; the dirs runc and the
-		// cgroup drivers leave are ours to remove (rmdir: a dir still in use is reported).
-		dirs, _ := filepath.Glob(filepath.Join("/sys/fs/cgroup", "*", c.CgroupParent))
-		if !runcRootExisted {
-			dirs = append(dirs, filepath.Join("/run/containerd/runc", CRINamespace))
-		}
-		for _, dir := range dirs {
-			if err := syscall.Rmdir(dir); err != nil && !errors.Is(err, syscall.ENOENT) {
-				t.Errorf("rmdir %s: %v (a pod's state or cgroup is left)", dir, err)
-			}
-		}
-		// The bridge plugin creates the bridge and never removes it: it is the test's to remove.
-		if exists(filepath.Join("/sys/class/net", c.Network.Bridge)) {
-			if out, err := exec.Command("ip", "link", "delete", c.Network.Bridge).CombinedOutput(); err != nil {
-				t.Errorf("delete bridge %s: %v: %s", c.Network.Bridge, err, out)
-			}
-		}
-	})
-
-	for _, img := range []Image{ImageBusybox, ImagePause} {
-		c.CtrNS(t, CRINamespace, "images", "import", "--all-platforms", filepath.Join(p.Images, img.File))
-	}
-	deadline := time.Now().Add(30 * time.Second)
-	for _, img := range []Image{ImageBusybox, ImagePause} {
-		for {
-			ctx, cancel := context.WithTimeout(context.Background(), CRITimeout)
-			st, err := c.Images.ImageStatus(ctx, &runtimeapi.ImageStatusRequest{Image: &runtimeapi.ImageSpec{Image: img.Ref}})
-			cancel()
-			if err == nil && st.GetImage() != nil {
-				break
-			}
-			if time.Now().After(deadline) {
-				t.Fatalf("CRI image service does not list %s 30s after its import: %v", img.Ref, err)
-			}
-			time.Sleep(100 * time.Millisecond)
-		}
-	}
+	c := ConnectCRI(t, d)
+	c.Network = network
 	return c
 }
+
+// wrapperLog is where the recording runc wrapper of daemon d writes (CRI.WrapperLog).
+func wrapperLog(d *Daemon) string { return filepath.Join(d.Dir, "wrapper", "calls.log") }
 
 // writeWrapper writes the recording runc wrapper: it appends its arguments to log, then execs runc.
 func writeWrapper(dir, runc, log string) error {

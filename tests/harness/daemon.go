@@ -85,17 +85,42 @@ type Daemon struct {
 // teardown with t.Cleanup. It stops t (see Require) when a prerequisite is missing.
 func Start(t *testing.T, spec DaemonSpec, p Paths) *Daemon {
 	t.Helper()
+	d := newDaemon(t, spec, p, "`make deps`")
+	if err := d.start(); err != nil {
+		t.Fatalf("start %s: %v%s", spec.Containerd, err, d.logTail(40))
+	}
+	if err := d.startEvents(); err != nil {
+		t.Fatalf("start ctr events: %v", err)
+	}
+	for _, img := range []Image{ImageBusybox, ImagePause} {
+		d.MustCtr(t, "images", "import", "--all-platforms", filepath.Join(p.Images, img.File))
+	}
+	listed := d.MustCtr(t, "images", "ls", "-q").Stdout
+	for _, img := range []Image{ImageBusybox, ImagePause} {
+		if !strings.Contains(listed, img.Ref) {
+			t.Fatalf("image %s not listed after import:\n%s", img.Ref, listed)
+		}
+	}
+	t.Logf("%s: %s; shim %s; runc %s; dir %s", spec.Name, firstLine(spec.Containerd, "--version"),
+		spec.RefShim, firstLine(p.Runc(), "--version"), d.Dir)
+	return d
+}
+
+// newDaemon checks what a daemon of spec needs (root, its binaries, the test images), makes its
+// private dir and writes its config and bin dir (prepare); the daemon's teardown is registered
+// on t. deps says how to get a missing binary.
+func newDaemon(t *testing.T, spec DaemonSpec, p Paths, deps string) *Daemon {
+	t.Helper()
 	Require(t, os.Geteuid() == 0, "integration tests need root")
 	for _, bin := range []string{spec.Containerd, spec.Ctr, spec.RefShim, p.Runc()} {
-		Require(t, Executable(bin), "%s is missing (run `make deps`)", bin)
+		Require(t, Executable(bin), "%s is missing (run %s)", bin, deps)
 	}
 	for _, img := range []Image{ImageBusybox, ImagePause} {
 		_, err := os.Stat(filepath.Join(p.Images, img.File))
 		Require(t, err == nil, "%s is missing (run `make images`)", filepath.Join(p.Images, img.File))
 	}
-
 	// A short dir: the socket path must stay under 108 bytes.
-	dir, err := os.MkdirTemp("", "cst-") //nolint:usetesting // short (see above); teardown removes it, or keeps it with CST_KEEP
+	dir, err := os.MkdirTemp("", "cst-") //nolint:usetesting // t.TempDir is longer: socket paths must stay under 108 bytes
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -113,23 +138,6 @@ func Start(t *testing.T, spec DaemonSpec, p Paths) *Daemon {
 	if err := d.prepare(); err != nil {
 		t.Fatalf("prepare %s: %v", dir, err)
 	}
-	if err := d.start(); err != nil {
-		t.Fatalf("start %s: %v%s", spec.Containerd, err, d.logTail(40))
-	}
-	if err := d.startEvents(); err != nil {
-		t.Fatalf("start ctr events: %v", err)
-	}
-	for _, img := range []Image{ImageBusybox, ImagePause} {
-		d.MustCtr(t, "images", "import", "--all-platforms", filepath.Join(p.Images, img.File))
-	}
-	listed := d.MustCtr(t, "images", "ls", "-q").Stdout
-	for _, img := range []Image{ImageBusybox, ImagePause} {
-		if !strings.Contains(listed, img.Ref) {
-			t.Fatalf("image %s not listed after import:\n%s", img.Ref, listed)
-		}
-	}
-	t.Logf("%s: %s; shim %s; runc %s; dir %s", spec.Name, firstLine(spec.Containerd, "--version"),
-		spec.RefShim, firstLine(p.Runc(), "--version"), dir)
 	return d
 }
 

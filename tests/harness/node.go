@@ -3,7 +3,6 @@
 package harness
 
 import (
-	"context"
 	"errors"
 	"fmt"
 	"os"
@@ -11,7 +10,6 @@ import (
 	"strings"
 	"syscall"
 	"testing"
-	"time"
 
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/credentials/insecure"
@@ -29,32 +27,7 @@ import (
 // it. setup may fail t.
 func StartOnConfig(t *testing.T, spec DaemonSpec, p Paths, setup func(d *Daemon) string) *Daemon {
 	t.Helper()
-	Require(t, os.Geteuid() == 0, "integration tests need root")
-	for _, bin := range []string{spec.Containerd, spec.Ctr, spec.RefShim, p.Runc()} {
-		Require(t, Executable(bin), "%s is missing (run `make deps`, or `make compat-deps` for other lines)", bin)
-	}
-	for _, img := range []Image{ImageBusybox, ImagePause} {
-		_, err := os.Stat(filepath.Join(p.Images, img.File))
-		Require(t, err == nil, "%s is missing (run `make images`)", filepath.Join(p.Images, img.File))
-	}
-	dir, err := os.MkdirTemp("", "cst-") //nolint:usetesting // short (socket paths under 108 bytes), as Start's
-	if err != nil {
-		t.Fatal(err)
-	}
-	d := &Daemon{
-		Spec:      spec,
-		Paths:     p,
-		Dir:       dir,
-		Address:   filepath.Join(dir, "containerd.sock"),
-		Namespace: "cst-" + strings.TrimPrefix(filepath.Base(dir), "cst-"),
-		FifoDir:   filepath.Join(dir, "fifo"),
-		logPath:   filepath.Join(dir, "containerd.log"),
-		sockets:   SnapshotSockets(),
-	}
-	t.Cleanup(func() { d.teardown(t) })
-	if err := d.prepare(); err != nil {
-		t.Fatalf("prepare %s: %v", dir, err)
-	}
+	d := newDaemon(t, spec, p, "`make deps`, or `make compat-deps` for other lines")
 	config := setup(d)
 	link := filepath.Join(d.Dir, "config.toml")
 	if err := os.Remove(link); err != nil {
@@ -72,7 +45,7 @@ func StartOnConfig(t *testing.T, spec DaemonSpec, p Paths, setup func(d *Daemon)
 	for _, img := range []Image{ImageBusybox, ImagePause} {
 		d.MustCtr(t, "images", "import", "--all-platforms", filepath.Join(p.Images, img.File))
 	}
-	t.Logf("%s: %s on config %s; dir %s", spec.Name, firstLine(spec.Containerd, "--version"), config, dir)
+	t.Logf("%s: %s on config %s; dir %s", spec.Name, firstLine(spec.Containerd, "--version"), config, d.Dir)
 	return d
 }
 
@@ -170,7 +143,7 @@ func ConnectCRI(t *testing.T, d *Daemon) *CRI {
 		Daemon:       d,
 		CgroupParent: "/" + d.Namespace,
 		LogRoot:      filepath.Join(d.Dir, "pod-logs"),
-		WrapperLog:   filepath.Join(d.Dir, "wrapper", "calls.log"),
+		WrapperLog:   wrapperLog(d),
 	}
 	conn, err := grpc.NewClient("unix://"+d.Address, grpc.WithTransportCredentials(insecure.NewCredentials()))
 	if err != nil {
@@ -183,6 +156,8 @@ func ConnectCRI(t *testing.T, d *Daemon) *CRI {
 		c.RemoveAllPods(t)
 		c.forceRemoveContainers(t)
 		_ = conn.Close()
+		// The daemon's teardown checks for shims, mounts and sockets; the dirs runc and the
+		// cgroup drivers leave are ours to remove (rmdir: a dir still in use is reported).
 		dirs, _ := filepath.Glob(filepath.Join("/sys/fs/cgroup", "*", c.CgroupParent))
 		if !runcRootExisted {
 			dirs = append(dirs, filepath.Join("/run/containerd/runc", CRINamespace))
@@ -196,20 +171,8 @@ func ConnectCRI(t *testing.T, d *Daemon) *CRI {
 	for _, img := range []Image{ImageBusybox, ImagePause} {
 		c.CtrNS(t, CRINamespace, "images", "import", "--all-platforms", filepath.Join(d.Paths.Images, img.File))
 	}
-	deadline := time.Now().Add(30 * time.Second)
 	for _, img := range []Image{ImageBusybox, ImagePause} {
-		for {
-			ctx, cancel := context.WithTimeout(context.Background(), CRITimeout)
-			st, err := c.Images.ImageStatus(ctx, &runtimeapi.ImageStatusRequest{Image: &runtimeapi.ImageSpec{Image: img.Ref}})
-			cancel()
-			if err == nil && st.GetImage() != nil {
-				break
-			}
-			if time.Now().After(deadline) {
-				t.Fatalf("CRI image service does not list %s 30s after its import: %v", img.Ref, err)
-			}
-			time.Sleep(100 * time.Millisecond)
-		}
+		c.waitImage(t, img.Ref, true)
 	}
 	return c
 }
