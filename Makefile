@@ -18,6 +18,10 @@ RUNC_VERSION ?= v1.5.2
 # The linter `make lint` runs (.golangci.yml), built by hack/deps.sh with this repo's Go.
 GOLANGCI_LINT_VERSION ?= v2.15.0
 GOLANGCI_LINT ?= $(DEPS_BIN)/golangci-lint
+# criu for the live checkpoint/restore tests (`make criu`, part of `make deps`): the upstream
+# tarball Debian 13 (trixie) ships; Debian 12's criu 3.17 fails `criu check` on this kernel.
+CRIU_VERSION ?= 4.1.1
+CRIU_SHA256 ?= f80a66cb3726bb2116266d4759ce3bcbfab7abdb6b6d430bf20dd41911717afe
 
 # The shim's version (version.FromGit): the release tag vX.Y.Z of the commit, what `git describe`
 # says after a tag, or v0.0.0-untagged+<revision>; "dirty" is added for a tree with uncommitted
@@ -107,10 +111,11 @@ demo: deps build images ## run a container through the shim under a private cont
 	@echo "$(WHALE) $@"
 	DEPS_BIN=$(DEPS_BIN) IMAGES_DIR=$(IMAGES_DIR) hack/demo.sh
 
-deps: ## install apt packages (root) and build pinned containerd, ctr, reference shim, runc and golangci-lint into _output/deps/bin
+deps: ## install apt packages (root) and build pinned containerd, ctr, reference shim, runc, golangci-lint and criu into _output/deps/bin
 	@echo "$(WHALE) $@"
 	CONTAINERD_VERSION=$(CONTAINERD_VERSION) RUNC_VERSION=$(RUNC_VERSION) GOLANGCI_LINT_VERSION=$(GOLANGCI_LINT_VERSION) \
 		DEPS_BIN=$(DEPS_BIN) GO=$(GO) hack/deps.sh
+	CRIU_VERSION=$(CRIU_VERSION) CRIU_SHA256=$(CRIU_SHA256) DEPS_BIN=$(DEPS_BIN) hack/criu.sh
 
 install-deps: deps ## also copy the pinned containerd, ctr, reference shim and runc into $(DESTDIR)$(PREFIX)/bin
 	@echo "$(WHALE) $@"
@@ -246,3 +251,12 @@ node-test: build installer build-pprof images ## node installer on INSTALLER_LIN
 		$(MAKE) compat-deps COMPAT_VERSIONS="$$lines" || exit 1; fi
 	CST_INSTALLER_LINES="$(INSTALLER_LINES)" $(GOTEST) -tags integration -v -count=1 -timeout $(NODE_TIMEOUT) \
 		-run '^($(NODE_TESTS))$$' ./tests/ $(TESTFLAGS)
+
+.PHONY: criu checkpoint-test
+criu: ## build criu $(CRIU_VERSION) from Debian's source tarball into _output/deps/bin/criu (Debian 12's criu fails `criu check` here)
+	@echo "$(WHALE) $@"
+	CRIU_VERSION=$(CRIU_VERSION) CRIU_SHA256=$(CRIU_SHA256) DEPS_BIN=$(DEPS_BIN) hack/criu.sh
+
+checkpoint-test: build images criu ## live checkpoint/restore against the reference with the criu of `make criu` (root)
+	@echo "$(WHALE) $@"
+	CI=true $(GOTEST) -tags integration -v -count=1 -timeout 20m -run '^TestCheckpoint' ./tests/ $(TESTFLAGS)

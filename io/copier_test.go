@@ -14,7 +14,7 @@ import (
 	"golang.org/x/sys/unix"
 )
 
-// openCopied opens a process's stdout and stderr on one fifo with CopyOutput, and the client's
+// openCopied opens a process's stdout and stderr on one fifo, and the client's
 // reader of that fifo.
 func openCopied(t *testing.T) (*ProcessIO, *os.File) {
 	t.Helper()
@@ -27,7 +27,7 @@ func openCopied(t *testing.T) (*ProcessIO, *os.File) {
 	if err := unix.SetNonblock(int(client.Fd()), false); err != nil {
 		t.Fatal(err)
 	}
-	p, err := Open(Stdio{Stdout: out, Stderr: out}, Config{CopyOutput: true})
+	p, err := Open(Stdio{Stdout: out, Stderr: out}, Config{})
 	if err != nil {
 		t.Fatal(err)
 	}

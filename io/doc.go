@@ -8,11 +8,13 @@
 //   - a read end of each stdout/stderr fifo, so that the container never gets EPIPE while
 //     containerd restarts and reopens its side.
 //
-// A container's init gets its fifos directly: no copy runs in the shim, so output is never
-// truncated by a drain timeout and throughput is the kernel's. An exec's output goes through a
-// pipe the shim copies to the fifo (Config.CopyOutput, copier.go): what the exec leaves behind
-// may hold its output for as long as it lives, and only the shim's own copy can be ended when the
-// exec is deleted.
+// A process never gets the client's fifos themselves: each fifo stream reaches it as a pipe,
+// and a copier moves the pipe's pages to or from the fifo with splice(2), in the kernel (no
+// buffer in the shim; throughput is the same as a write into the fifo itself). criu can then
+// checkpoint the container (runc records pipes as external descriptors and hands the new task's
+// pipes back on restore; a fifo on a mount outside the container cannot be dumped), and the shim
+// can end an exec's output when the exec is deleted, whatever it left behind still holds the
+// pipe (copier.go).
 //
 // Import it as shimio: it shadows the standard library's io.
 package io

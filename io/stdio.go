@@ -35,13 +35,10 @@ type Config struct {
 	// ID and Namespace are the container's, passed to logging binaries as CONTAINER_ID and
 	// CONTAINER_NAMESPACE.
 	ID, Namespace string
-	// UID and GID (the IoUid/IoGid options) own the stdio fifos handed to the container, so that
-	// a process of a user-namespaced container can reopen /dev/stdout. Zero: left alone.
+	// UID and GID (the IoUid/IoGid options) own the stdio fifos and the pipes handed to the
+	// container, so that a process of a user-namespaced container can reopen /dev/stdout.
+	// Zero: left alone.
 	UID, GID uint32
-	// CopyOutput puts a pipe, copied by the shim, between the process and each output fifo,
-	// so that Close can end the output whatever still holds the pipe (see copier). For exec
-	// processes: what they leave behind can hold their output for as long as it lives.
-	CopyOutput bool
 }
 
 // ProcessIO owns the descriptors opened for one process's stdio. Without a terminal it
@@ -56,7 +53,7 @@ type ProcessIO struct {
 	stdin *os.File
 	// keep holds the read ends of the stdout/stderr fifos, closed by Close. Guarded by mu.
 	keep []*os.File
-	// copiers copy the output pipes to their fifos (Config.CopyOutput); ended by Close.
+	// copiers move the process's stdio pipes to and from their fifos (copier); ended by Close.
 	// Guarded by mu.
 	copiers []*copier
 	// logger is the logging binary of a binary:// URI, stopped by Close. Guarded by mu.
@@ -68,11 +65,12 @@ type ProcessIO struct {
 	waited atomic.Bool
 }
 
-// Open opens the stdio of a process. Without a terminal, every stream goes straight to what the
-// client named (no copy in the shim): its fifos, the file:// file, the binary:// logger's pipes,
-// /dev/null for a stream not given. With a terminal it opens the same destinations for the
-// console copier, which Attach starts. A logging binary is started and ready before Open returns.
-// On error nothing stays open.
+// Open opens the stdio of a process. Without a terminal, a fifo stream reaches the process as a
+// pipe that a copier moves to or from the fifo (in the kernel: copier); the file:// file, the
+// binary:// logger's pipes and /dev/null (for a stream not given) are handed to the process
+// themselves. With a terminal it opens the same destinations for the console copier, which
+// Attach starts. A logging binary is started and ready before Open returns. On error nothing
+// stays open.
 func Open(s Stdio, cfg Config) (_ *ProcessIO, retErr error) {
 	out, err := parseOutput(s.Stdout)
 	if err != nil {
@@ -95,7 +93,7 @@ func Open(s Stdio, cfg Config) (_ *ProcessIO, retErr error) {
 	switch out.kind {
 	case kindNull:
 	case kindFifo:
-		err = p.openFifos(out.path, s.Stderr, cfg.CopyOutput)
+		err = p.openFifos(out.path, s.Stderr)
 	case kindFile:
 		err = p.openFile(out.path)
 	case kindBinary, kindBinaryV2:
@@ -126,21 +124,25 @@ func Open(s Stdio, cfg Config) (_ *ProcessIO, retErr error) {
 // Terminal reports whether the process has a terminal.
 func (p *ProcessIO) Terminal() bool { return p.term != nil }
 
-// openStdin opens the stdin fifo: a read end for the process (blocking, given to the child) or
-// for the console copier (non-blocking, on Go's poller), and a write end kept by the shim.
-// Opening the read end non-blocking first lets the write end open without waiting for the client.
+// openStdin opens the stdin fifo: a read end for the console copier or for the copier that
+// moves it into the process's stdin pipe (non-blocking, on Go's poller), and a write end kept by
+// the shim. Opening the read end non-blocking first lets the write end open without waiting for
+// the client.
 func (p *ProcessIO) openStdin(path string) error {
 	rfd, err := openFifo(path, unix.O_RDONLY|unix.O_NONBLOCK)
 	if err != nil {
 		return fmt.Errorf("open stdin fifo %s: %w", path, err)
 	}
+	r := os.NewFile(uintptr(rfd), path)
 	if p.term != nil {
-		p.term.in = os.NewFile(uintptr(rfd), path)
+		p.term.in = r
 	} else {
-		p.child[0] = os.NewFile(uintptr(rfd), path)
-		if err := setBlocking(rfd); err != nil {
+		c, pr, err := newInputCopier(r)
+		if err != nil {
 			return fmt.Errorf("stdin fifo %s: %w", path, err)
 		}
+		p.copiers = append(p.copiers, c)
+		p.child[0] = pr
 	}
 	wfd, err := openFifo(path, unix.O_WRONLY)
 	if err != nil {
@@ -151,10 +153,10 @@ func (p *ProcessIO) openStdin(path string) error {
 }
 
 // openFifos opens the stdout and stderr paths (fifos, or existing files appended to). With a
-// terminal only stdout is used: the console merges both streams. With copyOut, a fifo gets a
-// pipe copied to it (copier).
-func (p *ProcessIO) openFifos(stdout, stderr string, copyOut bool) error {
-	w, err := p.openStream(stdout, p.term != nil, copyOut)
+// terminal only stdout is used: the console merges both streams. Without one, a fifo gets a
+// pipe moved to it (copier).
+func (p *ProcessIO) openFifos(stdout, stderr string) error {
+	w, err := p.openStream(stdout, p.term == nil)
 	if err != nil {
 		return err
 	}
@@ -168,21 +170,22 @@ func (p *ProcessIO) openFifos(stdout, stderr string, copyOut bool) error {
 	case stdout:
 		p.child[2] = w
 	default:
-		if p.child[2], err = p.openStream(stderr, false, copyOut); err != nil {
+		if p.child[2], err = p.openStream(stderr, true); err != nil {
 			return err
 		}
 	}
 	return nil
 }
 
-// openStream opens an output path (openOutput) and returns what the process writes to: the
-// output itself, or with copyOut, if it is a fifo, the write end of a pipe copied to it.
-func (p *ProcessIO) openStream(path string, nonblock, copyOut bool) (*os.File, error) {
-	w, err := p.openOutput(path, nonblock || copyOut)
-	if err != nil || !copyOut || !isFifo(w) {
+// openStream opens an output path (openOutput, non-blocking for a copier) and returns what is
+// written to: the output itself (for the console copier, or a file), or with pipe, if it is a
+// fifo, the write end of a pipe moved to it.
+func (p *ProcessIO) openStream(path string, pipe bool) (*os.File, error) {
+	w, err := p.openOutput(path)
+	if err != nil || !pipe || !isFifo(w) {
 		return w, err
 	}
-	c, pw, err := newCopier(w)
+	c, pw, err := newOutputCopier(w)
 	if err != nil {
 		_ = w.Close()
 		return nil, err
@@ -206,11 +209,11 @@ func isFifo(f *os.File) bool {
 	return st.Mode&unix.S_IFMT == unix.S_IFIFO
 }
 
-// openOutput opens an output path. For a fifo: a read end the shim keeps (the container never
-// gets EPIPE while containerd restarts), then the write end, which opens at once because a
-// reader exists; non-blocking (on Go's poller) for the console copier. Anything else must be an
-// existing file, opened for appending, as the reference shim does.
-func (p *ProcessIO) openOutput(path string, nonblock bool) (*os.File, error) {
+// openOutput opens an output path. For a fifo: a read end the shim keeps (its writes never get
+// EPIPE while containerd restarts), then the write end, which opens at once because a reader
+// exists; non-blocking (on Go's poller) for the copier or the console copier. Anything else must
+// be an existing file, opened for appending, as the reference shim does.
+func (p *ProcessIO) openOutput(path string) (*os.File, error) {
 	rfd, err := openFifo(path, unix.O_RDONLY|unix.O_NONBLOCK)
 	if errors.Is(err, errNotFifo) {
 		f, err := os.OpenFile(path, os.O_WRONLY|os.O_APPEND|unix.O_CLOEXEC, 0)
@@ -223,11 +226,7 @@ func (p *ProcessIO) openOutput(path string, nonblock bool) (*os.File, error) {
 		return nil, fmt.Errorf("open output fifo %s: %w", path, err)
 	}
 	p.keep = append(p.keep, os.NewFile(uintptr(rfd), path))
-	flags := unix.O_WRONLY
-	if nonblock {
-		flags |= unix.O_NONBLOCK
-	}
-	wfd, err := openFifo(path, flags)
+	wfd, err := openFifo(path, unix.O_WRONLY|unix.O_NONBLOCK)
 	if err != nil {
 		return nil, fmt.Errorf("open output fifo %s for writing: %w", path, err)
 	}
@@ -235,12 +234,13 @@ func (p *ProcessIO) openOutput(path string, nonblock bool) (*os.File, error) {
 	return os.NewFile(uintptr(wfd), path), nil
 }
 
-// outputPipeSize is the buffer the shim asks of an output fifo. The container writes straight
-// into the client's fifo (no copy in the shim), so the fifo's buffer is all that lies between a
+// outputPipeSize is the buffer the shim asks of an output fifo and of the pipe in front of it
+// (copier). The copier moves pages in the kernel, so these buffers are all that lies between a
 // write and the reader; the kernel's default of 64 KiB makes a fast writer and its reader take
 // turns every 64 KiB. 256 KiB more than halves those switches (a plain pipe here: 1.4 GiB/s at
-// 64 KiB, 2.2 GiB/s at 256 KiB) and is about the depth a writer gets ahead of its reader with
-// the reference shim, whose copy sits between two 64 KiB pipes with a 32 KiB buffer.
+// 64 KiB, 2.2 GiB/s at 256 KiB; pipe → splice → fifo at 256 KiB runs as fast as a write into the
+// fifo itself, and at 64 KiB a third slower). The pages are kernel memory only while output is
+// in flight.
 const outputPipeSize = 256 << 10
 
 // growPipe raises fd's pipe buffer to outputPipeSize, never lowers it, and ignores a refusal
@@ -298,7 +298,8 @@ func (p *ProcessIO) openLogger(o output, cfg Config) error {
 	return nil
 }
 
-// chown gives the fifo ends handed to the container to uid:gid (IoUid/IoGid).
+// chown gives the pipe ends handed to the container to uid:gid (IoUid/IoGid), as the reference
+// shim does with its pipes.
 func (p *ProcessIO) chown(uid, gid uint32) error {
 	for _, f := range p.child {
 		var st unix.Stat_t
@@ -331,15 +332,6 @@ func openFifo(path string, flags int) (int, error) {
 		return -1, err
 	}
 	return fd, nil
-}
-
-func setBlocking(fd int) error {
-	flags, err := unix.FcntlInt(uintptr(fd), unix.F_GETFL, 0)
-	if err != nil {
-		return err
-	}
-	_, err = unix.FcntlInt(uintptr(fd), unix.F_SETFL, flags&^unix.O_NONBLOCK)
-	return err
 }
 
 // Set hands the child ends to the runtime command as its stdio.
@@ -430,7 +422,7 @@ func (p *ProcessIO) Close() error {
 }
 
 // OutputHeld reports whether a process still holds the process's terminal or an output pipe
-// the shim copies (Config.CopyOutput): Close will then cut that output.
+// the shim moves to a fifo (copier): Close will then cut that output.
 func (p *ProcessIO) OutputHeld() bool {
 	if p.term != nil && p.term.copying() {
 		return true
@@ -438,7 +430,7 @@ func (p *ProcessIO) OutputHeld() bool {
 	p.mu.Lock()
 	defer p.mu.Unlock()
 	for _, c := range p.copiers {
-		if !c.eof.Load() {
+		if c.output && !c.eof.Load() {
 			return true
 		}
 	}
@@ -474,7 +466,9 @@ func (p *ProcessIO) WaitOutputTaken(limit, stall time.Duration) {
 			n += fifoUnread(f)
 		}
 		for _, c := range copiers {
-			n += c.unread()
+			if c.output {
+				n += c.unread()
+			}
 		}
 		return n
 	}, deadline, stall)
@@ -519,8 +513,8 @@ func waitRead(unread func() int, deadline time.Time, stall time.Duration) {
 // Stdin is part of go-runc's IO interface; the shim never writes to a process's stdin itself.
 func (p *ProcessIO) Stdin() stdio.WriteCloser { return nil }
 
-// Stdout is part of go-runc's IO interface; output goes straight to its destination.
+// Stdout is part of go-runc's IO interface; the shim reads no output through go-runc.
 func (p *ProcessIO) Stdout() stdio.ReadCloser { return nil }
 
-// Stderr is part of go-runc's IO interface; output goes straight to its destination.
+// Stderr is part of go-runc's IO interface; the shim reads no output through go-runc.
 func (p *ProcessIO) Stderr() stdio.ReadCloser { return nil }

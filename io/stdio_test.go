@@ -4,9 +4,11 @@ package io
 
 import (
 	"errors"
+	"fmt"
 	stdio "io"
 	"os"
 	"path/filepath"
+	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -32,14 +34,18 @@ func fdCount(t *testing.T) int {
 	return len(ents)
 }
 
-func TestStdoutGoesStraightToFifo(t *testing.T) {
-	out := mkfifo(t, "stdout")
+// The process gets pipes, never the client's fifos: criu can dump a pipe (runc records it as an
+// external descriptor and hands the new task's pipe back on restore), not a fifo on a mount
+// outside the container. What the process writes reaches the client's fifo, what the client
+// writes reaches the process.
+func TestStdioReachesProcessAsPipes(t *testing.T) {
+	in, out := mkfifo(t, "stdin"), mkfifo(t, "stdout")
 	client, err := os.OpenFile(out, os.O_RDONLY|unix.O_NONBLOCK, 0)
 	if err != nil {
 		t.Fatal(err)
 	}
 	defer client.Close()
-	p, err := Open(Stdio{Stdout: out, Stderr: out}, Config{})
+	p, err := Open(Stdio{Stdin: in, Stdout: out, Stderr: out}, Config{})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -47,16 +53,36 @@ func TestStdoutGoesStraightToFifo(t *testing.T) {
 	if p.child[1] != p.child[2] {
 		t.Fatal("stdout and stderr on one fifo should share one descriptor")
 	}
+	for i, f := range p.child {
+		link, err := os.Readlink(fmt.Sprintf("/proc/self/fd/%d", f.Fd()))
+		if err != nil || !strings.HasPrefix(link, "pipe:") {
+			t.Fatalf("the process's fd %d is %q (%v), want an anonymous pipe", i, link, err)
+		}
+	}
 	if _, err := p.child[1].WriteString("hello"); err != nil {
 		t.Fatal(err)
+	}
+	stdin, err := os.OpenFile(in, os.O_WRONLY, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer stdin.Close()
+	if _, err := stdin.WriteString("typed"); err != nil {
+		t.Fatal(err)
+	}
+	got := make([]byte, 5)
+	if _, err := stdio.ReadFull(p.child[0], got); err != nil || string(got) != "typed" {
+		t.Fatalf("process read %q from stdin, %v", got, err)
 	}
 	if err := p.CloseAfterStart(); err != nil {
 		t.Fatal(err)
 	}
-	buf := make([]byte, 16)
-	n, err := client.Read(buf)
-	if err != nil || string(buf[:n]) != "hello" {
-		t.Fatalf("client read %q, %v", buf[:n], err)
+	if err := unix.SetNonblock(int(client.Fd()), false); err != nil {
+		t.Fatal(err)
+	}
+	all, err := stdio.ReadAll(client)
+	if err != nil || string(all) != "hello" {
+		t.Fatalf("client read %q, %v; want hello, then EOF", all, err)
 	}
 }
 

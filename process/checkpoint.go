@@ -159,21 +159,31 @@ func (i *Init) prepareRestore(cfg InitConfig, pidFile string) {
 		// Kept until the bundle goes: criu's restore.log is read there after a failure.
 		i.restore.WorkDir = filepath.Join(i.bundle, criuWorkDir)
 	}
-	if i.io != nil {
-		i.restore.IO = i.io
+	if io := runtimeIO(i.io); io != nil {
+		i.restore.IO = io
 	}
 }
 
 // startRestore runs the deferred `restore --detach`; it is Start for a container created from
 // a checkpoint. The caller holds opMu and has checked the state is Created.
+//
+// With a terminal, the runtime gets a console socket: criu restores the terminal's slave side
+// with a new pty whose master (criu's orphan pts master) the runtime sends there, and the
+// console copier starts on it, as after a create.
 func (i *Init) startRestore(ctx context.Context) error {
-	if i.stdio.Terminal {
-		return fmt.Errorf("container %s: restore with a terminal is not supported yet: %w", i.id, errdefs.ErrNotImplemented)
-	}
 	opts := *i.restore
 	work := opts.WorkDir
 	if err := os.MkdirAll(work, 0o700); err != nil {
 		return fmt.Errorf("container %s: create criu work dir: %v: %w", i.id, err, errdefs.ErrInvalidArgument) //nolint:errorlint // cause as text: one class in the chain
+	}
+	var sock *runc.Socket
+	if i.stdio.Terminal {
+		s, err := runc.NewTempConsoleSocket()
+		if err != nil {
+			return fmt.Errorf("container %s: create console socket: %w", i.id, err)
+		}
+		defer closeSocket(s)
+		sock, opts.ConsoleSocket = s, s
 	}
 	m := markLog(i.rt.Log)
 	if _, err := i.rt.Restore(ctx, i.id, i.bundle, &opts); err != nil {
@@ -185,6 +195,9 @@ func (i *Init) startRestore(ctx context.Context) error {
 		return fmt.Errorf("container %s: read pid file after restore: %v: %w", i.id, err, errdefs.ErrUnknown) //nolint:errorlint // cause as text: one class in the chain
 	}
 	i.setPid(pid)
+	if err := attachConsole("container "+i.id, i.io, sock); err != nil {
+		return err
+	}
 	i.restore = nil
 	if i.cg, err = loadCgroup(pid); err != nil {
 		log.G(ctx).WithError(err).WithField("container_id", i.id).Warn("load cgroup: no stats for this container")

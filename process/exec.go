@@ -46,7 +46,6 @@ func (e *Exec) Start(ctx context.Context) error {
 		return fmt.Errorf("%s is %s, not created: %w", e.name(), st, errdefs.ErrFailedPrecondition)
 	}
 	cfg := e.init.ioCfg
-	cfg.CopyOutput = true // a process the exec leaves behind must not hold its output for good
 	pio, sock, err := openIO(e.name(), e.stdio, cfg)
 	if err != nil {
 		return err

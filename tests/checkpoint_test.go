@@ -2,17 +2,19 @@
 
 package tests
 
-// Checkpoint and restore through real containerd (issue 3 "Checkpoint"; BEHAVIOURS.md B.38).
-// criu cannot dump on this machine (Debian's criu 3.17 fails `criu check`), so the table runs
-// with a fake OCI runtime given as BinaryName: it records its arguments and fakes checkpoint
-// (writes an image file; with --exit it kills and deletes the container, as runc does after a
-// dump) and restore (runs the container afresh from its bundle with `runc run --detach`, so the
-// restored process is a child the shim must reap and whose stdio must reach the client).
-// TestCheckpointLive does the real thing where `criu check` passes.
+// Checkpoint and restore through real containerd (issue 3 "Checkpoint"; BEHAVIOURS.md B.38;
+// issue 19, fifo stdio). TestCheckpoint runs with a fake OCI runtime given as BinaryName: it
+// records its arguments and the descriptors criu would see (the container's fds 0-2 at
+// checkpoint, its own at restore), and fakes checkpoint (writes an image file; with --exit it
+// kills and deletes the container, as runc does after a dump) and restore (runs the container
+// afresh from its bundle with `runc run --detach`, so the restored process is a child the shim
+// must reap and whose stdio must reach the client). TestCheckpointLive does the real thing with
+// the criu that `make deps` builds (Debian 12's criu 3.17 fails `criu check` on this kernel).
 
 import (
 	"context"
 	"fmt"
+	"io"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -70,6 +72,18 @@ while [ $# -gt 1 ]; do
 	shift
 done
 id=$1
+# What criu would see: the container init's fds 0-2 at checkpoint (runc records them in the
+# image's descriptors.json and hands the pipes among them back to criu on restore), and at
+# restore the runtime's own fds 0-2 (what runc gives criu to inherit).
+if [ "$verb" = checkpoint ]; then
+	pid=$($real $g state "$id" | grep -o '"pid": *[0-9]*' | grep -o '[0-9]*$')
+	printf 'descriptors checkpoint %%s' "$id" >> %[1]q
+	for fd in 0 1 2; do printf ' %%s' "$(readlink /proc/$pid/fd/$fd)" >> %[1]q; done
+else
+	printf 'descriptors restore %%s' "$id" >> %[1]q
+	for fd in 0 1 2; do printf ' %%s' "$(readlink /proc/$$/fd/$fd)" >> %[1]q; done
+fi
+echo >> %[1]q
 if [ "$verb" = checkpoint ]; then
 	case "$image" in
 	*fail*)
@@ -135,6 +149,39 @@ func runtimeFlags(t *testing.T, record, verb, id string) []string {
 	return nil
 }
 
+// runtimeDescriptors returns the kinds of fds 0-2 the wrapper recorded at its first call of verb
+// for id (see fakeCriuRuntime): "pipe" (what runc hands criu as an external descriptor), "fifo"
+// (a path under the daemon's fifo dir: criu cannot dump or restore it), "null" or the path.
+func runtimeDescriptors(t *testing.T, record, verb, id string) []string {
+	t.Helper()
+	raw, err := os.ReadFile(record)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, line := range strings.Split(string(raw), "\n") {
+		f := strings.Fields(line)
+		if len(f) < 3 || f[0] != "descriptors" || f[1] != verb || f[2] != id {
+			continue
+		}
+		kinds := make([]string, 0, 3)
+		for _, d := range f[3:] {
+			switch {
+			case strings.HasPrefix(d, "pipe:"):
+				kinds = append(kinds, "pipe")
+			case d == os.DevNull:
+				kinds = append(kinds, "null")
+			case strings.HasPrefix(d, "/") && strings.Contains(d, "-std"):
+				kinds = append(kinds, "fifo")
+			default:
+				kinds = append(kinds, d)
+			}
+		}
+		return kinds
+	}
+	t.Fatalf("no descriptors of %s at %s in the runtime's calls:\n%s", id, verb, raw)
+	return nil
+}
+
 // checkpointRow sets up a row's fake runtime and a container running `sh` that prints a line
 // and sleeps, created with the fake runtime as BinaryName (runc Options as TaskOptions, which
 // both runtimes take).
@@ -144,6 +191,8 @@ type checkpointRow struct {
 	dir    string
 	out    *syncBuffer
 	ctr    containerd.Container
+	// stdin writes to the stdin of the task newTask made last.
+	stdin *io.PipeWriter
 }
 
 func newCheckpointRow(r *row) *checkpointRow {
@@ -155,7 +204,7 @@ func newCheckpointRow(r *row) *checkpointRow {
 	}
 	c := &checkpointRow{apiRow: newAPIRow(r), record: record, dir: dir, out: &syncBuffer{}}
 	id := r.id("ckpt")
-	ctr, err := c.NewContainer(c.ctx, c.c, id, r.runtime, nil, "sh", "-c", "echo started; exec sleep 1000")
+	ctr, err := c.NewContainer(c.ctx, c.c, id, r.runtime, nil, "sh", "-c", "echo started; read x; echo got:$x; exec sleep 1000")
 	if err != nil {
 		t.Fatalf("new container %s: %v", id, err)
 	}
@@ -173,7 +222,19 @@ func (c *checkpointRow) newTask(image string) (containerd.Task, error) {
 	if image != "" {
 		opts = append(opts, containerd.WithRestoreImagePath(image))
 	}
-	return c.ctr.NewTask(c.ctx, cio.NewCreator(cio.WithStreams(nil, c.out, c.out), cio.WithFIFODir(c.FifoDir)), opts...)
+	in, stdin := io.Pipe()
+	c.t.Cleanup(func() { _ = stdin.Close() })
+	c.stdin = stdin
+	return c.ctr.NewTask(c.ctx, cio.NewCreator(cio.WithStreams(in, c.out, c.out), cio.WithFIFODir(c.FifoDir)), opts...)
+}
+
+// send writes a line to the task's stdin and waits for the process to echo it.
+func (c *checkpointRow) send(line string, n int) {
+	c.t.Helper()
+	if _, err := io.WriteString(c.stdin, line+"\n"); err != nil {
+		c.t.Fatalf("write stdin: %v", err)
+	}
+	waitOutput(c.t, c.out, "got:"+line+"\n", n)
 }
 
 func (c *checkpointRow) status(task containerd.Task) string {
@@ -200,6 +261,7 @@ func scenarioCheckpointRestore(r *row) *observation {
 		t.Fatalf("start: %v", err)
 	}
 	waitOutput(t, c.out, "started\n", 1)
+	c.send("one", 1)
 	exitCh, err := task.Wait(c.ctx)
 	if err != nil {
 		t.Fatal(err)
@@ -210,6 +272,7 @@ func scenarioCheckpointRestore(r *row) *observation {
 		t.Fatalf("checkpoint --exit: %v", err)
 	}
 	c.note("checkpoint flags %v", runtimeFlags(t, c.record, "checkpoint", id))
+	c.note("container fds 0-2 at checkpoint: %v", runtimeDescriptors(t, c.record, "checkpoint", id))
 	if _, err := os.Stat(filepath.Join(image, "fake-checkpoint")); err != nil {
 		t.Fatalf("checkpoint image not written: %v", err)
 	}
@@ -245,12 +308,14 @@ func scenarioCheckpointRestore(r *row) *observation {
 		t.Fatalf("start (restore): %v", err)
 	}
 	c.note("restore flags %v", runtimeFlags(t, c.record, "restore", id))
+	c.note("runtime fds 0-2 at restore: %v", runtimeDescriptors(t, c.record, "restore", id))
 	running := c.status(restored)
 	if running != "running" {
 		t.Errorf("restored task after start: %s", running)
 	}
 	c.note("restored task after start: %s", running)
 	waitOutput(t, c.out, "started\n", 2) // the restored process's stdout reaches the client
+	c.send("two", 1)                     // and the new task's stdin reaches it
 	code := c.killInit(restored)
 	r.waitExit(id, id, code)
 	if _, err := restored.Delete(c.ctx); err != nil {
@@ -302,18 +367,22 @@ func scenarioCheckpointFailure(r *row) *observation {
 }
 
 // TestCheckpointLive checkpoints and restores a real container with criu, on our runtime and
-// the reference, under containerd 2.4. It needs a kernel criu can dump on: where `criu check`
-// fails (Debian's criu 3.17 on this machine's kernel: vDSO) it skips, saying so; this is the one
-// test that skips in CI too, because the missing prerequisite is a property of the kernel, not
-// something `make deps` can install.
+// the reference, under containerd 2.4. It uses the criu of `make deps` (Paths.Criu), else the
+// one on PATH. Where `criu check` fails (a kernel that criu build cannot dump on) it skips,
+// saying so: the one test that skips in CI too, because the missing prerequisite is a property
+// of the kernel.
 func TestCheckpointLive(t *testing.T) {
-	criu, err := exec.LookPath("criu")
-	harness.Require(t, err == nil, "criu is not installed (run `make deps`)")
+	paths := harness.DefaultPaths(t)
+	criu := paths.Criu()
+	if criu == "" {
+		var err error
+		criu, err = exec.LookPath("criu")
+		harness.Require(t, err == nil, "criu is not installed (run `make deps`)")
+	}
 	if out, err := exec.Command(criu, "check").CombinedOutput(); err != nil {
-		t.Skipf("`criu check` fails on this kernel, so criu cannot checkpoint here (%v): %s", err,
+		t.Skipf("`%s check` fails on this kernel, so criu cannot checkpoint here (%v): %s", criu, err,
 			strings.TrimSpace(string(out)))
 	}
-	paths := harness.DefaultPaths(t)
 	spec := harness.Daemons(paths)[0]
 	d := harness.Start(t, spec, paths)
 	for _, rt := range runtimes {

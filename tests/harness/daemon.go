@@ -142,8 +142,8 @@ func newDaemon(t *testing.T, spec DaemonSpec, p Paths, deps string) *Daemon {
 }
 
 // prepare writes the config and the bin dir that PATH puts first: our shim, the reference shim
-// of this release and the pinned runc, as symlinks (a shim re-executing itself through
-// /proc/self/exe still runs the real binary).
+// of this release, the pinned runc and criu (Paths.Criu), as symlinks (a shim re-executing
+// itself through /proc/self/exe still runs the real binary).
 func (d *Daemon) prepare() error {
 	bin := filepath.Join(d.Dir, "bin")
 	if err := os.MkdirAll(bin, 0o755); err != nil {
@@ -153,6 +153,9 @@ func (d *Daemon) prepare() error {
 		"containerd-shim-custom-v1": d.Paths.Shim,
 		"containerd-shim-runc-v2":   d.Spec.RefShim,
 		"runc":                      d.Paths.Runc(),
+	}
+	if c := d.Paths.Criu(); c != "" {
+		links["criu"] = c
 	}
 	for name, target := range links {
 		if err := os.Symlink(target, filepath.Join(bin, name)); err != nil {

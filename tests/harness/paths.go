@@ -60,6 +60,17 @@ func DefaultPaths(t testing.TB) Paths {
 // Runc is the OCI runtime every daemon and shim under test uses (the pinned build).
 func (p Paths) Runc() string { return filepath.Join(p.DepsBin, "runc") }
 
+// Criu is the criu that runc runs for checkpoint and restore: the build of `make criu` in
+// DepsBin (Debian 12's criu 3.17 fails `criu check` on this machine's kernel), linked first on
+// every daemon's PATH; empty if there is none, and runc finds whatever criu is on PATH.
+func (p Paths) Criu() string {
+	c := filepath.Join(p.DepsBin, "criu")
+	if _, err := os.Stat(c); err != nil {
+		return ""
+	}
+	return c
+}
+
 func envOr(key, def string) string {
 	if v := os.Getenv(key); v != "" {
 		return v
