@@ -19,6 +19,7 @@ import (
 	"os/exec"
 	"path/filepath"
 	"slices"
+	"strconv"
 	"strings"
 	"testing"
 	"time"
@@ -26,6 +27,7 @@ import (
 	"github.com/containerd/containerd/api/types/runc/options"
 	containerd "github.com/containerd/containerd/v2/client"
 	"github.com/containerd/containerd/v2/pkg/cio"
+	"github.com/containerd/containerd/v2/pkg/oci"
 
 	"github.com/custom-shim/containerd-shim-custom-v1/tests/harness"
 )
@@ -366,11 +368,15 @@ func scenarioCheckpointFailure(r *row) *observation {
 	return c.observation()
 }
 
-// TestCheckpointLive checkpoints and restores a real container with criu, on our runtime and
-// the reference, under containerd 2.4. It uses the criu of `make deps` (Paths.Criu), else the
-// one on PATH. Where `criu check` fails (a kernel that criu build cannot dump on) it skips,
-// saying so: the one test that skips in CI too, because the missing prerequisite is a property
-// of the kernel.
+// TestCheckpointLive checkpoints and restores real containers with criu, on our runtime and
+// the reference, under containerd 2.4: each row must pass on both. It uses the criu of
+// `make deps` (Paths.Criu), else the one on PATH. Where `criu check` fails (a kernel that criu
+// build cannot dump on) it skips, saying so: the one test that skips in CI too, because the
+// missing prerequisite is a property of the kernel.
+//
+// The container counts, one number a line, and echoes each line it reads from stdin as
+// "got:<line>"; its stdio is containerd's fifos (cio), which issue 19 was about: criu cannot
+// dump a process whose fds are fifos on a mount outside the container.
 func TestCheckpointLive(t *testing.T) {
 	paths := harness.DefaultPaths(t)
 	criu := paths.Criu()
@@ -385,52 +391,267 @@ func TestCheckpointLive(t *testing.T) {
 	}
 	spec := harness.Daemons(paths)[0]
 	d := harness.Start(t, spec, paths)
-	for _, rt := range runtimes {
-		t.Run(rt, func(t *testing.T) {
-			r := newRow(t, d, rt)
-			a := newAPIRow(r)
-			id := r.id("live")
-			out := &syncBuffer{}
-			ctr, err := a.NewContainer(a.ctx, a.c, id, rt, nil, "sh", "-c", "i=0; while :; do i=$((i+1)); echo $i; sleep 0.2; done")
+	rows := []struct {
+		name     string
+		terminal bool
+		run      func(*liveRow)
+	}{
+		// checkpoint --exit, then a new task restored from the image: the count goes on, its
+		// output reaches the new task's fifos and the new task's stdin reaches it.
+		{"exit-restore", false, func(l *liveRow) {
+			task := l.start()
+			l.send(task, "before")
+			l.checkpoint(task, true)
+			restored := l.restore()
+			l.countGoesOn(l.checkpointedAt, "after exit")
+			l.send(restored, "after")
+			l.stop(restored)
+		}},
+		// checkpoint leaving the task running (CRI CheckpointContainer, `ctr c checkpoint`):
+		// it goes on counting; once it is gone, a restore goes on from the checkpoint.
+		{"leave-running-restore", false, func(l *liveRow) {
+			task := l.start()
+			l.checkpoint(task, false)
+			l.countGoesOn(l.checkpointedAt, "left running")
+			l.send(task, "still")
+			l.stop(task)
+			restored := l.restore()
+			l.send(restored, "restored")
+			l.stop(restored)
+		}},
+		// an exec with fifo stdio runs while the container is dumped (--exit ends both); the
+		// restored init goes on.
+		{"exec-running", false, func(l *liveRow) {
+			task := l.start()
+			var execOut syncBuffer
+			p, err := task.Exec(l.ctx, "loop", l.processSpec(l.ctr, "sh", "-c", "while :; do echo exec; sleep 0.2; done"),
+				cio.NewCreator(cio.WithStreams(nil, &execOut, &execOut), cio.WithFIFODir(l.d.FifoDir)))
 			if err != nil {
-				t.Fatal(err)
+				l.t.Fatalf("exec: %v", err)
 			}
-			creator := cio.NewCreator(cio.WithStreams(nil, out, out), cio.WithFIFODir(d.FifoDir))
-			task, err := ctr.NewTask(a.ctx, creator)
-			if err != nil {
-				t.Fatal(err)
+			if err := p.Start(l.ctx); err != nil {
+				l.t.Fatalf("start exec: %v", err)
 			}
-			if err := task.Start(a.ctx); err != nil {
-				t.Fatal(err)
+			waitOutput(l.t, &execOut, "exec\n", 2)
+			l.checkpoint(task, true)
+			if _, err := p.Delete(l.ctx); err != nil {
+				l.t.Logf("delete exec after checkpoint --exit: %v", err)
 			}
-			waitOutput(t, out, "3\n", 1)
-			image := filepath.Join(t.TempDir(), "image")
-			exitCh, _ := task.Wait(a.ctx)
-			if _, err := task.Checkpoint(a.ctx, containerd.WithCheckpointImagePath(image), checkpointExit); err != nil {
-				t.Fatalf("checkpoint: %v", err)
-			}
-			<-exitCh
-			if _, err := task.Delete(a.ctx); err != nil {
-				t.Fatalf("delete after checkpoint: %v", err)
-			}
-			last := strings.Fields(out.String())
-			restored, err := ctr.NewTask(a.ctx, creator, containerd.WithRestoreImagePath(image))
-			if err != nil {
-				t.Fatalf("restore: %v", err)
-			}
-			if err := restored.Start(a.ctx); err != nil {
-				t.Fatalf("start restored: %v", err)
-			}
-			// The counter goes on from where it was, not from 1.
-			waitOutput(t, out, fmt.Sprint(len(last)+1)+"\n", 1)
-			if ones := slices.Index(strings.Fields(out.String())[1:], "1"); ones >= 0 {
-				t.Errorf("the counter restarted after restore: %q", out.String())
-			}
-			code := a.killInit(restored)
-			r.waitExit(id, id, code)
-			if _, err := restored.Delete(a.ctx); err != nil {
-				t.Errorf("delete restored: %v", err)
+			restored := l.restore()
+			l.countGoesOn(l.checkpointedAt, "after exit")
+			l.send(restored, "after")
+			l.stop(restored)
+		}},
+		// a terminal: criu dumps the pty's slave side (--shell-job is not needed: runc treats
+		// the console as external) and the restore gets a new pty over the console socket.
+		{"terminal", true, func(l *liveRow) {
+			task := l.start()
+			l.send(task, "before")
+			l.checkpoint(task, true)
+			restored := l.restore()
+			l.countGoesOn(l.checkpointedAt, "after exit")
+			l.send(restored, "after")
+			l.stop(restored)
+		}},
+	}
+	// The issue's own commands: `ctr run -d` with ctr's default stdio (containerd's fifos),
+	// `ctr c checkpoint --task --rw` while it runs, then, once it is gone, `ctr c restore --live
+	// --rw` into a new container. The count is kept in the container's rw layer, so a restored
+	// task that went on from the checkpoint shows a count at least as high as the checkpoint's.
+	t.Run("ctr", func(t *testing.T) {
+		for _, rt := range runtimes {
+			t.Run(rt, func(t *testing.T) {
+				r := newRow(t, d, rt)
+				id, restored := r.id("ctrlive"), r.id("ctrback")
+				ref := "localhost/checkpoint/" + id + ":1"
+				r.t.Cleanup(func() {
+					ctx, cancel := context.WithTimeout(context.Background(), harness.CtrTimeout)
+					defer cancel()
+					r.Ctr(ctx, nil, "images", "rm", ref)
+				})
+				must := func(args ...string) string {
+					t.Helper()
+					if res := r.ctr(nil, args...); res.ExitCode != 0 {
+						t.Fatalf("%s", res)
+					} else {
+						return res.Stdout
+					}
+					return ""
+				}
+				count := func(id string) int {
+					t.Helper()
+					n, _ := strconv.Atoi(strings.TrimSpace(must("tasks", "exec", "--exec-id", "read"+strconv.Itoa(time.Now().Nanosecond()), id, "cat", "/count")))
+					return n
+				}
+				must(r.runArgs("-d", harness.ImageBusybox.Ref, id, "sh", "-c",
+					"i=0; while :; do i=$((i+1)); echo $i > /count; echo $i; sleep 0.1; done")...)
+				time.Sleep(500 * time.Millisecond)
+				must("containers", "checkpoint", "--task", "--rw", id, ref)
+				at := count(id)
+				must("tasks", "kill", "-s", "KILL", id)
+				r.waitExit(id, id, 137)
+				must("tasks", "delete", id)
+				must("containers", "restore", "--live", "--rw", restored, ref)
+				if st := must("tasks", "ls"); !strings.Contains(st, restored) || !strings.Contains(st, "RUNNING") {
+					t.Fatalf("restored task not running: %s", st)
+				}
+				time.Sleep(300 * time.Millisecond)
+				if now := count(restored); now < at-2 || now <= 0 {
+					// at is read after the checkpoint, so it is a little ahead of it
+					t.Errorf("restored count %d, checkpointed at about %d: the task did not go on from the checkpoint", now, at)
+				}
+				must("tasks", "kill", "-s", "KILL", restored)
+				r.waitExit(restored, restored, 137)
+				must("tasks", "delete", restored)
+			})
+		}
+	})
+	for _, row := range rows {
+		t.Run(row.name, func(t *testing.T) {
+			for _, rt := range runtimes {
+				t.Run(rt, func(t *testing.T) {
+					r := newRow(t, d, rt)
+					l := &liveRow{apiRow: newAPIRow(r), d: d, terminal: row.terminal}
+					var opts []oci.SpecOpts
+					if row.terminal {
+						opts = append(opts, oci.WithTTY)
+					}
+					ctr, err := l.NewContainer(l.ctx, l.c, r.id("live"), rt, opts, "sh", "-c",
+						"i=0; while :; do i=$((i+1)); echo n$i; if read -t 0.2 x; then echo got:$x; fi; done")
+					if err != nil {
+						t.Fatal(err)
+					}
+					l.ctr = ctr
+					row.run(l)
+				})
 			}
 		})
+	}
+}
+
+// liveRow is one container of TestCheckpointLive and its tasks: the first, then the restored.
+type liveRow struct {
+	*apiRow
+	d        *harness.Daemon
+	ctr      containerd.Container
+	terminal bool
+	image    string
+	out      syncBuffer
+	stdin    *io.PipeWriter
+	// checkpointedAt is the last number printed before the checkpoint was taken.
+	checkpointedAt int
+}
+
+func (l *liveRow) creator() cio.Creator {
+	in, stdin := io.Pipe()
+	l.t.Cleanup(func() { _ = stdin.Close() })
+	l.stdin = stdin
+	opts := []cio.Opt{cio.WithStreams(in, &l.out, &l.out), cio.WithFIFODir(l.d.FifoDir)}
+	if l.terminal {
+		opts = append(opts, cio.WithTerminal)
+	}
+	return cio.NewCreator(opts...)
+}
+
+func (l *liveRow) start() containerd.Task {
+	l.t.Helper()
+	task, err := l.ctr.NewTask(l.ctx, l.creator())
+	if err != nil {
+		l.t.Fatalf("new task: %v", err)
+	}
+	if err := task.Start(l.ctx); err != nil {
+		l.t.Fatalf("start: %v", err)
+	}
+	waitOutput(l.t, &l.out, "n3", 1)
+	return task
+}
+
+// last is the highest number printed so far.
+func (l *liveRow) last() int {
+	n := 0
+	for _, f := range strings.Fields(l.out.String()) {
+		var k int
+		if _, err := fmt.Sscanf(f, "n%d", &k); err == nil && k > n {
+			n = k
+		}
+	}
+	return n
+}
+
+// send writes a line to the current task's stdin and waits for the process to echo it.
+func (l *liveRow) send(task containerd.Task, line string) {
+	l.t.Helper()
+	if _, err := io.WriteString(l.stdin, line+"\n"); err != nil {
+		l.t.Fatalf("write stdin of %s: %v", task.ID(), err)
+	}
+	waitOutput(l.t, &l.out, "got:"+line, 1)
+}
+
+// checkpoint dumps the task into a new image; with exit the task stops and is deleted.
+func (l *liveRow) checkpoint(task containerd.Task, exit bool) {
+	l.t.Helper()
+	l.image = filepath.Join(l.t.TempDir(), "image")
+	opts := []containerd.CheckpointTaskOpts{containerd.WithCheckpointImagePath(l.image)}
+	if exit {
+		opts = append(opts, checkpointExit)
+	}
+	exitCh, err := task.Wait(l.ctx)
+	if err != nil {
+		l.t.Fatal(err)
+	}
+	before := l.last()
+	if _, err := task.Checkpoint(l.ctx, opts...); err != nil {
+		l.t.Fatalf("checkpoint (exit %v): %v", exit, err)
+	}
+	l.checkpointedAt = before
+	if !exit {
+		return
+	}
+	select {
+	case <-exitCh:
+	case <-time.After(eventTimeout):
+		l.t.Fatal("no exit after checkpoint --exit")
+	}
+	if _, err := task.Delete(l.ctx); err != nil {
+		l.t.Fatalf("delete after checkpoint --exit: %v", err)
+	}
+}
+
+// restore creates a task from the last image and starts it.
+func (l *liveRow) restore() containerd.Task {
+	l.t.Helper()
+	task, err := l.ctr.NewTask(l.ctx, l.creator(), containerd.WithRestoreImagePath(l.image))
+	if err != nil {
+		l.t.Fatalf("restore: %v", err)
+	}
+	if err := task.Start(l.ctx); err != nil {
+		l.t.Fatalf("start restored: %v", err)
+	}
+	return task
+}
+
+// countGoesOn waits for the number two after from, then checks that the count never restarted
+// (a terminal ends lines with CRLF: numbers are read as words).
+func (l *liveRow) countGoesOn(from int, when string) {
+	l.t.Helper()
+	deadline := time.Now().Add(eventTimeout)
+	for l.last() < from+2 {
+		if time.Now().After(deadline) {
+			l.t.Fatalf("%s: the count did not go on past %d: %q", when, from, l.out.String())
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+	if ones := slices.Index(strings.Fields(l.out.String())[1:], "n1"); ones >= 0 {
+		l.t.Errorf("%s: the count restarted: %q", when, l.out.String())
+	}
+}
+
+func (l *liveRow) stop(task containerd.Task) {
+	l.t.Helper()
+	id := l.ctr.ID()
+	code := l.killInit(task)
+	l.waitExit(id, id, code)
+	if _, err := task.Delete(l.ctx); err != nil {
+		l.t.Errorf("delete %s: %v", id, err)
 	}
 }
