@@ -33,7 +33,20 @@ func (b *bench) memory() {
 	idle := map[string][]memStat{}
 	group := map[string][]memStat{}
 	marginal := map[string][]memStat{}
+	floorBin := b.floorProgram()
+	var floor, floorGC []memStat
 	for i := 0; i < reps; i++ {
+		for _, gc := range []int{0, floorGCs} {
+			m, err := b.floorMemory(floorBin, gc)
+			if err != nil {
+				b.t.Fatalf("floor (%d collections): %v", gc, err)
+			}
+			if gc > 0 {
+				floorGC = append(floorGC, m)
+			} else {
+				floor = append(floor, m)
+			}
+		}
 		for _, rt := range pair(i) {
 			// 1 idle container, its own shim.
 			ctr := b.mustContainer(fmt.Sprintf("mem-%d-%s", i, short(rt)), rt, nil, "sleep", "1000000")
@@ -97,16 +110,23 @@ func (b *bench) memory() {
 		{"Pss", func(m memStat) float64 { return m.Pss }},
 	}
 	for _, set := range []struct {
-		what string
-		m    map[string][]memStat
+		what  string
+		m     map[string][]memStat
+		floor bool
 	}{
-		{"1 idle container", idle},
-		{fmt.Sprintf("%d-container group", n), group},
-		{"marginal per container", marginal},
+		{"1 idle container", idle, true},
+		{fmt.Sprintf("%d-container group", n), group, true},
+		{"marginal per container", marginal, false},
 	} {
 		for _, f := range fields {
-			b.add(row{Figure: "shim memory, " + set.what + ": " + f.name, Unit: "KiB",
-				Ours: pick(set.m[ours], f.f), Ref: pick(set.m[ref], f.f), Target: "≤ 0.5", Max: 0.5})
+			r := row{Figure: "shim memory, " + set.what + ": " + f.name, Unit: "KiB",
+				Ours: pick(set.m[ours], f.f), Ref: pick(set.m[ref], f.f), Target: "≤ 0.5", Max: 0.5}
+			if set.floor {
+				r.Floor = pick(floor, f.f)
+				r.Note = fmt.Sprintf("floor: bench/floor (the import set + a ttrpc listener, no GC yet); after %d forced GCs as pkg/shim's (one per 30 s): %s",
+					floorGCs, num(median(pick(floorGC, f.f))))
+			}
+			b.add(r)
 		}
 	}
 }
