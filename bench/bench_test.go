@@ -57,6 +57,7 @@ type row struct {
 	Floor    []float64 // the same work without a shim, when there is such a thing
 	Target   string    // e.g. "≤ 0.5"; empty: report only
 	Max, Min float64   // the target as a bound on the ratio (0: none)
+	FloorMin float64   // the target as a lower bound on ours/floor instead (0: none)
 	OursNA   string    // set when ours could not run this workload
 	Note     string
 }
@@ -69,6 +70,15 @@ func (r row) ratio() float64 {
 }
 
 func (r row) met() string {
+	if r.FloorMin != 0 {
+		if len(r.Ours) == 0 || len(r.Floor) == 0 {
+			return ""
+		}
+		if median(r.Ours)/median(r.Floor) >= r.FloorMin {
+			return "yes"
+		}
+		return "**no**"
+	}
 	q := r.ratio()
 	switch {
 	case math.IsNaN(q) || (r.Max == 0 && r.Min == 0):
