@@ -41,7 +41,8 @@ func dumpMem(n int) {
 	for _, d := range metrics.All() {
 		if d.Kind == metrics.KindUint64 && (strings.HasPrefix(d.Name, "/memory/") ||
 			strings.HasPrefix(d.Name, "/sched/goroutines") || strings.HasPrefix(d.Name, "/gc/heap/objects") ||
-			strings.HasPrefix(d.Name, "/gc/stack/")) {
+			strings.HasPrefix(d.Name, "/gc/stack/") || strings.HasPrefix(d.Name, "/gc/cycles/") ||
+			strings.HasPrefix(d.Name, "/gc/heap/goal")) {
 			samples = append(samples, metrics.Sample{Name: d.Name})
 		}
 	}
