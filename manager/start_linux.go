@@ -201,7 +201,7 @@ func forkServer(cfg *startConfig, srv *server, listener *os.File) (*exec.Cmd, er
 }
 
 // serverEnv is env with containerd's addresses from cfg (the new protocol carries them in
-// BootstrapParams, not only in the environment) and GOMAXPROCS=2 unless already set.
+// BootstrapParams, not only in the environment) and the server's GOMAXPROCS (serverProcsEnv).
 func serverEnv(env []string, cfg *startConfig) []string {
 	if cfg.ttrpcAddress != "" {
 		env = setEnv(env, ttrpcAddressEnv, cfg.ttrpcAddress)
@@ -209,12 +209,7 @@ func serverEnv(env []string, cfg *startConfig) []string {
 	if cfg.grpcAddress != "" {
 		env = setEnv(env, grpcAddressEnv, cfg.grpcAddress)
 	}
-	for _, kv := range env {
-		if strings.HasPrefix(kv, gomaxprocsEnv+"=") {
-			return env
-		}
-	}
-	return append(env, gomaxprocsEnv+"=2")
+	return serverProcsEnv(env)
 }
 
 // setEnv returns env with every key=… entry replaced by one key=value.
