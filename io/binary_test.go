@@ -3,6 +3,7 @@
 package io
 
 import (
+	"fmt"
 	"os"
 	"path/filepath"
 	"strings"
@@ -177,8 +178,15 @@ func TestFileURIAppendsBothStreamsToOneFile(t *testing.T) {
 	if p.child[1] == nil || p.child[1] != p.child[2] {
 		t.Fatal("file://: want one descriptor for stdout and stderr")
 	}
+	if link, err := os.Readlink(fmt.Sprintf("/proc/self/fd/%d", p.child[1].Fd())); err != nil || !strings.HasPrefix(link, "pipe:") {
+		t.Fatalf("file://: the process gets %q (%v), want a pipe (criu can dump a pipe, not a host file)", link, err)
+	}
 	p.child[1].WriteString("out\n")
 	p.child[2].WriteString("err\n")
+	// As after a process's exit: the exit is published once the output is written (the process
+	// writes into a pipe the shim copies to the file), then Delete closes.
+	p.CloseAfterStart()
+	p.WaitOutputTaken(5*time.Second, time.Second)
 	p.Close()
 	if got := readFile(t, path); got != "before\nout\nerr\n" {
 		t.Errorf("log file: %q", got)

@@ -3,7 +3,9 @@
 package io
 
 import (
+	"errors"
 	"fmt"
+	stdio "io"
 	"os"
 	"sync"
 	"sync/atomic"
@@ -13,10 +15,13 @@ import (
 )
 
 // copier moves a process's stdio between a pipe the process holds and the client's fifo, with
-// splice(2): the kernel moves the pipe's pages on (no copy into the shim, no buffer in it).
+// splice(2): the kernel moves the pipe's pages on (no copy into the shim, no buffer in it). An
+// output that is a regular file (file://, or an existing file named as stdout) cannot take a
+// splice (it is opened O_APPEND), so that copy reads the pipe into a buffer and writes it.
 //
-// Every fifo stream of a process goes through one (stdin, stdout, stderr; not file:// or a
-// logging binary's pipes, and not a terminal, which has its own copier). Two reasons:
+// Every fifo or file stream of a process goes through one (stdin, stdout, stderr; not a logging
+// binary's pipes, which are pipes already, and not a terminal, which has its own copier). Two
+// reasons:
 //   - checkpoint/restore: criu cannot dump a container whose fds are the client's fifos (they
 //     lie on a mount outside the container: "Can't lookup mount=N for fd=0"), and cannot give
 //     them back on restore. runc records pipes as external descriptors in the image
@@ -35,6 +40,10 @@ type copier struct {
 	dst *os.File // written to: the output fifo's write end, or the pipe's; non-blocking, on the poller
 	// output: src is a pipe the process writes into (stdout, stderr); false for stdin.
 	output bool
+	// buffered: dst is a regular file, copied to through a buffer (read, then write).
+	buffered bool
+	// pending counts bytes a buffered copy has read and not written yet.
+	pending atomic.Int64
 	// eof: every writer of src is gone and what it held was moved on.
 	eof  atomic.Bool
 	done chan struct{} // closed when the copy ends
@@ -43,13 +52,13 @@ type copier struct {
 }
 
 // newOutputCopier makes the pipe for one output stream and starts moving it to dst, the output
-// fifo, which it owns from then on. It returns the pipe's write end, for the process.
+// fifo or file, which it owns from then on. It returns the pipe's write end, for the process.
 func newOutputCopier(dst *os.File) (*copier, *os.File, error) {
 	r, w, err := pipe(true)
 	if err != nil {
 		return nil, nil, err
 	}
-	c := &copier{src: r, dst: dst, output: true, done: make(chan struct{})}
+	c := &copier{src: r, dst: dst, output: true, buffered: !isFifo(dst), done: make(chan struct{})}
 	if err := c.start(); err != nil {
 		_ = w.Close()
 		return nil, nil, err
@@ -115,7 +124,13 @@ func (c *copier) run(src, dst syscall.RawConn) {
 	defer close(c.done)
 	defer c.closeDst()
 	for {
-		n, err := spliceOnce(src, dst)
+		var n int
+		var err error
+		if c.buffered {
+			n, err = c.copyOnce(src)
+		} else {
+			n, err = spliceOnce(src, dst)
+		}
 		if err != nil {
 			return
 		}
@@ -193,6 +208,31 @@ func spliceOnce(src, dst syscall.RawConn) (int, error) {
 	return n, nil
 }
 
+// copyOnce waits until src has data, reads what it holds (up to a buffer) and writes it to dst.
+// It returns 0 and no error at EOF.
+func (c *copier) copyOnce(src syscall.RawConn) (int, error) {
+	bp, n, err := readBatch(src)
+	if n > 0 {
+		c.pending.Store(int64(n))
+		_, werr := c.dst.Write((*bp)[:n])
+		c.pending.Store(0)
+		bufPool.Put(bp)
+		if werr != nil {
+			return 0, werr
+		}
+	}
+	switch {
+	case errors.Is(err, stdio.EOF):
+		if n > 0 {
+			return n, nil // the next read says EOF again
+		}
+		return 0, nil
+	case err != nil:
+		return 0, err
+	}
+	return n, nil
+}
+
 // hungUp reports whether the pipe or fifo read end fd has no writer left.
 func hungUp(fd uintptr) bool {
 	pfd := []unix.PollFd{{Fd: int32(fd), Events: unix.POLLIN}}
@@ -209,13 +249,15 @@ func (c *copier) closeDst() {
 	c.closeOnce.Do(func() { _ = c.dst.Close() })
 }
 
-// unread counts the bytes the copy has not moved yet (what the pipe holds).
+// unread counts the bytes the copy has not moved yet: what the pipe holds, and what a buffered
+// copy has in hand.
 func (c *copier) unread() int {
-	n := 0
+	n := int(c.pending.Load())
 	if rc, err := c.src.SyscallConn(); err == nil {
+		var q int
 		var qerr error
-		if rc.Control(func(fd uintptr) { n, qerr = unix.IoctlGetInt(int(fd), unix.TIOCINQ) }) != nil || qerr != nil {
-			return 0
+		if rc.Control(func(fd uintptr) { q, qerr = unix.IoctlGetInt(int(fd), unix.TIOCINQ) }) == nil && qerr == nil {
+			n += q
 		}
 	}
 	return n

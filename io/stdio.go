@@ -177,12 +177,11 @@ func (p *ProcessIO) openFifos(stdout, stderr string) error {
 	return nil
 }
 
-// openStream opens an output path (openOutput, non-blocking for a copier) and returns what is
-// written to: the output itself (for the console copier, or a file), or with pipe, if it is a
-// fifo, the write end of a pipe moved to it.
+// openStream opens an output path (openOutput) and returns what is written to: the output itself
+// (for the console copier), or with pipe, the write end of a pipe moved to it (copier).
 func (p *ProcessIO) openStream(path string, pipe bool) (*os.File, error) {
 	w, err := p.openOutput(path)
-	if err != nil || !pipe || !isFifo(w) {
+	if err != nil || !pipe {
 		return w, err
 	}
 	c, pw, err := newOutputCopier(w)
@@ -252,8 +251,9 @@ func growPipe(fd int) {
 }
 
 // openFile opens a file:// destination: created if missing (with its directory), appended to,
-// one open file description for stdout and stderr. The container writes to it directly: O_APPEND
-// keeps each write whole and in order, and there is no copy to drain or to close late.
+// one open file description for stdout and stderr, written by one copier from one pipe (the
+// process's stdout and stderr), so each write stays whole and in order. The process gets the
+// pipe, not the file: criu cannot dump a host file outside the container, nor a fifo.
 func (p *ProcessIO) openFile(path string) error {
 	if err := os.MkdirAll(filepath.Dir(path), 0o755); err != nil { //nolint:gosec // the reference shim's modes: log readers are other users
 		return fmt.Errorf("create directory of log file %s: %w", path, err)
@@ -266,7 +266,12 @@ func (p *ProcessIO) openFile(path string) error {
 		p.term.out = f
 		return nil
 	}
-	p.child[1], p.child[2] = f, f
+	c, pw, err := newOutputCopier(f)
+	if err != nil {
+		return fmt.Errorf("log file %s: %w", path, err)
+	}
+	p.copiers = append(p.copiers, c)
+	p.child[1], p.child[2] = pw, pw
 	return nil
 }
 
@@ -440,8 +445,8 @@ func (p *ProcessIO) OutputHeld() bool {
 // WaitOutputTaken waits until what the process wrote has been taken from the shim's side: with a
 // terminal, until the copy of its output has ended (every holder of the terminal is gone and the
 // pty read empty); then until its output pipes and fifos hold no unread byte. It gives up when
-// nothing was read for stall, and after limit in all; outputs that are not fifos (file://, a
-// logging binary, /dev/null) need no wait.
+// nothing was read for stall, and after limit in all. A file:// output is waited for until the
+// shim has written what its pipe held; a logging binary's pipes and /dev/null need no wait.
 //
 // Why: containerd's client, once it has a process's exit, deletes it, and that cancels its fifo
 // readers (cio's Cancel closes them: containerd#8334), dropping whatever the fifo still holds. A

@@ -391,14 +391,10 @@ func TestCheckpointLive(t *testing.T) {
 	}
 	spec := harness.Daemons(paths)[0]
 	d := harness.Start(t, spec, paths)
-	rows := []struct {
-		name     string
-		terminal bool
-		run      func(*liveRow)
-	}{
+	rows := []liveCase{
 		// checkpoint --exit, then a new task restored from the image: the count goes on, its
 		// output reaches the new task's fifos and the new task's stdin reaches it.
-		{"exit-restore", false, func(l *liveRow) {
+		{"exit-restore", false, false, func(l *liveRow) {
 			task := l.start()
 			l.send(task, "before")
 			l.checkpoint(task, true)
@@ -409,7 +405,7 @@ func TestCheckpointLive(t *testing.T) {
 		}},
 		// checkpoint leaving the task running (CRI CheckpointContainer, `ctr c checkpoint`):
 		// it goes on counting; once it is gone, a restore goes on from the checkpoint.
-		{"leave-running-restore", false, func(l *liveRow) {
+		{"leave-running-restore", false, false, func(l *liveRow) {
 			task := l.start()
 			l.checkpoint(task, false)
 			l.countGoesOn(l.checkpointedAt, "left running")
@@ -421,7 +417,7 @@ func TestCheckpointLive(t *testing.T) {
 		}},
 		// an exec with fifo stdio runs while the container is dumped (--exit ends both); the
 		// restored init goes on.
-		{"exec-running", false, func(l *liveRow) {
+		{"exec-running", false, false, func(l *liveRow) {
 			task := l.start()
 			var execOut syncBuffer
 			p, err := task.Exec(l.ctx, "loop", l.processSpec(l.ctr, "sh", "-c", "while :; do echo exec; sleep 0.2; done"),
@@ -444,13 +440,36 @@ func TestCheckpointLive(t *testing.T) {
 		}},
 		// a terminal: criu dumps the pty's slave side (--shell-job is not needed: runc treats
 		// the console as external) and the restore gets a new pty over the console socket.
-		{"terminal", true, func(l *liveRow) {
+		{"terminal", true, false, func(l *liveRow) {
 			task := l.start()
 			l.send(task, "before")
 			l.checkpoint(task, true)
 			restored := l.restore()
 			l.countGoesOn(l.checkpointedAt, "after exit")
 			l.send(restored, "after")
+			l.stop(restored)
+		}},
+		// stdout and stderr to a file:// log (ctr run --log-uri, cio.LogFile): the restored
+		// task appends to its own log file.
+		{"file-log", false, true, func(l *liveRow) {
+			task := l.start()
+			l.checkpoint(task, true)
+			restored := l.restore()
+			// The restored task writes to its own log, going on from where the first one was.
+			deadline := time.Now().Add(eventTimeout)
+			for {
+				b, _ := os.ReadFile(l.logs[len(l.logs)-1])
+				if f := strings.Fields(string(b)); len(f) > 2 {
+					if f[0] == "n1" {
+						l.t.Errorf("the restored task counted from 1: %.80q", b)
+					}
+					break
+				}
+				if time.Now().After(deadline) {
+					l.t.Fatalf("the restored task wrote nothing to its log file: %q", b)
+				}
+				time.Sleep(20 * time.Millisecond)
+			}
 			l.stop(restored)
 		}},
 	}
@@ -511,7 +530,7 @@ func TestCheckpointLive(t *testing.T) {
 			for _, rt := range runtimes {
 				t.Run(rt, func(t *testing.T) {
 					r := newRow(t, d, rt)
-					l := &liveRow{apiRow: newAPIRow(r), d: d, terminal: row.terminal}
+					l := &liveRow{apiRow: newAPIRow(r), d: d, terminal: row.terminal, logFile: row.logFile}
 					var opts []oci.SpecOpts
 					if row.terminal {
 						opts = append(opts, oci.WithTTY)
@@ -529,20 +548,36 @@ func TestCheckpointLive(t *testing.T) {
 	}
 }
 
+// liveCase is a row of TestCheckpointLive: how the container's stdio is set up, and what runs.
+type liveCase struct {
+	name     string
+	terminal bool // a terminal (oci.WithTTY, cio.WithTerminal)
+	logFile  bool // a file:// log per task instead of fifos
+	run      func(*liveRow)
+}
+
 // liveRow is one container of TestCheckpointLive and its tasks: the first, then the restored.
 type liveRow struct {
 	*apiRow
 	d        *harness.Daemon
 	ctr      containerd.Container
 	terminal bool
-	image    string
-	out      syncBuffer
-	stdin    *io.PipeWriter
+	// logFile: each task logs to a file:// of its own (logs), not to fifos read into out.
+	logFile bool
+	logs    []string
+	image   string
+	out     syncBuffer
+	stdin   *io.PipeWriter
 	// checkpointedAt is the last number printed before the checkpoint was taken.
 	checkpointedAt int
 }
 
 func (l *liveRow) creator() cio.Creator {
+	if l.logFile {
+		path := filepath.Join(l.t.TempDir(), "task.log")
+		l.logs = append(l.logs, path)
+		return cio.LogFile(path)
+	}
 	in, stdin := io.Pipe()
 	l.t.Cleanup(func() { _ = stdin.Close() })
 	l.stdin = stdin
@@ -562,14 +597,33 @@ func (l *liveRow) start() containerd.Task {
 	if err := task.Start(l.ctx); err != nil {
 		l.t.Fatalf("start: %v", err)
 	}
-	waitOutput(l.t, &l.out, "n3", 1)
+	deadline := time.Now().Add(eventTimeout)
+	for l.last() < 3 {
+		if time.Now().After(deadline) {
+			l.t.Fatalf("the task did not count: %q", l.output())
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
 	return task
+}
+
+// output is what the tasks printed: through their fifos, or their log files one after another.
+func (l *liveRow) output() string {
+	if !l.logFile {
+		return l.out.String()
+	}
+	var all strings.Builder
+	for _, p := range l.logs {
+		b, _ := os.ReadFile(p)
+		all.Write(b)
+	}
+	return all.String()
 }
 
 // last is the highest number printed so far.
 func (l *liveRow) last() int {
 	n := 0
-	for _, f := range strings.Fields(l.out.String()) {
+	for _, f := range strings.Fields(l.output()) {
 		var k int
 		if _, err := fmt.Sscanf(f, "n%d", &k); err == nil && k > n {
 			n = k
@@ -637,12 +691,12 @@ func (l *liveRow) countGoesOn(from int, when string) {
 	deadline := time.Now().Add(eventTimeout)
 	for l.last() < from+2 {
 		if time.Now().After(deadline) {
-			l.t.Fatalf("%s: the count did not go on past %d: %q", when, from, l.out.String())
+			l.t.Fatalf("%s: the count did not go on past %d: %q", when, from, l.output())
 		}
 		time.Sleep(20 * time.Millisecond)
 	}
-	if ones := slices.Index(strings.Fields(l.out.String())[1:], "n1"); ones >= 0 {
-		l.t.Errorf("%s: the count restarted: %q", when, l.out.String())
+	if ones := slices.Index(strings.Fields(l.output())[1:], "n1"); ones >= 0 {
+		l.t.Errorf("%s: the count restarted: %q", when, l.output())
 	}
 }
 
