@@ -259,4 +259,4 @@ criu: ## build criu $(CRIU_VERSION) from Debian's source tarball into _output/de
 
 checkpoint-test: build images criu ## live checkpoint/restore against the reference with the criu of `make criu` (root)
 	@echo "$(WHALE) $@"
-	CI=true $(GOTEST) -tags integration -v -count=1 -timeout 20m -run '^TestCheckpoint' ./tests/ $(TESTFLAGS)
+	CI=true $(GOTEST) -tags integration -v -count=1 -timeout 20m -run '^(TestCheckpoint|TestCheckpointLive|TestCRICheckpoint)$$' ./tests/ $(TESTFLAGS)
