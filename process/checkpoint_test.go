@@ -13,6 +13,7 @@ import (
 
 	"github.com/containerd/containerd/api/types/runc/options"
 	"github.com/containerd/errdefs"
+	"golang.org/x/sys/unix"
 	"google.golang.org/protobuf/proto"
 
 	shimio "github.com/custom-shim/containerd-shim-custom-v1/io"
@@ -23,7 +24,7 @@ import (
 //   - checkpoint: with FAKE_FAIL set, writes a dump.log into --work-path and a JSON error line
 //     into --log, and fails like runc does when criu fails; with FAKE_NO_CRIU set, fails like
 //     runc does when it finds no criu; else writes a marker image file;
-//   - restore: writes the pid $FAKE_PID to --pid-file;
+//   - restore: records its fds 0-2 ("fds ..." line) and writes the pid $FAKE_PID to --pid-file;
 //   - anything else succeeds.
 const fakeRuntime = `
 echo "$*" >> "$RECORD"
@@ -55,6 +56,8 @@ checkpoint)
 	mkdir -p "$image" && echo dumped > "$image/inventory.img"
 	[ -d "$work" ] && echo "$work" > "$image/work-seen" ;;
 restore)
+	# what criu would be given to inherit: the runtime's own fds 0-2
+	echo "fds $(readlink /proc/$$/fd/0) $(readlink /proc/$$/fd/1) $(readlink /proc/$$/fd/2)" >> "$RECORD"
 	printf '%s' "$FAKE_PID" > "$pidfile" ;;
 esac
 exit 0
@@ -334,5 +337,65 @@ func TestRestoreDeferredToStart(t *testing.T) {
 	}
 	if err := i.Start(context.Background()); !errdefs.IsFailedPrecondition(err) {
 		t.Fatalf("second start: %v, want FailedPrecondition", err)
+	}
+}
+
+// A restore with containerd's fifos as stdio hands the runtime pipes, never the fifos: runc gives
+// its stdio to criu, which reconnects the pipes recorded in the image's descriptors.json to
+// them (a fifo cannot be given back: it lies outside the container).
+func TestRestoreWithFifoStdioGetsPipes(t *testing.T) {
+	dir := t.TempDir()
+	bin := filepath.Join(dir, "fake-runc")
+	if err := os.WriteFile(bin, []byte("#!/bin/sh\n"+fakeRuntime), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	record := filepath.Join(dir, "record")
+	t.Setenv("RECORD", record)
+	t.Setenv("FAKE_PID", strconv.Itoa(os.Getpid()))
+	bundle := filepath.Join(dir, "bundle")
+	if err := os.Mkdir(bundle, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	var fifos [3]string
+	for k, name := range []string{"stdin", "stdout", "stderr"} {
+		fifos[k] = filepath.Join(dir, name)
+		if err := unix.Mkfifo(fifos[k], 0o600); err != nil {
+			t.Fatal(err)
+		}
+	}
+	// The client's reader of the output fifos, as containerd's cio has them open.
+	for _, p := range fifos[1:] {
+		f, err := os.OpenFile(p, os.O_RDONLY|unix.O_NONBLOCK, 0)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer f.Close()
+	}
+	i, err := CreateInit(context.Background(), InitConfig{
+		ID: "c1", Bundle: bundle, Spec: &Spec{Process: &SpecProcess{Cwd: "/"}}, Namespace: "ns",
+		Stdio:      shimio.Stdio{Stdin: fifos[0], Stdout: fifos[1], Stderr: fifos[2]},
+		Options:    &Options{BinaryName: bin},
+		Checkpoint: filepath.Join(dir, "img"),
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer i.Delete(context.Background())
+	if err := i.Start(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	var fds []string
+	for _, line := range calls(t, record) {
+		if rest, ok := strings.CutPrefix(line, "fds "); ok {
+			fds = strings.Fields(rest)
+		}
+	}
+	if len(fds) != 3 {
+		t.Fatalf("the runtime recorded no fds: %q", calls(t, record))
+	}
+	for k, fd := range fds {
+		if !strings.HasPrefix(fd, "pipe:") {
+			t.Errorf("restore: the runtime's fd %d is %q, want a pipe", k, fd)
+		}
 	}
 }
