@@ -42,6 +42,7 @@ var sandboxScenarios = []criScenario{
 	{"concurrent-pods", criConcurrentPods},
 	{"containerd-restart", criContainerdRestart},
 	{"shim-sigkill", criShimKilled},
+	{"checkpoint", criCheckpoint},
 }
 
 // TestCRISandboxed runs the pause-less table: ours (custom-sandboxed) first, on 2.4 with the pause
