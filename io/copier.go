@@ -156,7 +156,7 @@ func spliceOnce(src, dst syscall.RawConn) (int, error) {
 	move := func(sfd, dfd uintptr) {
 		for {
 			m, err := unix.Splice(int(sfd), nil, int(dfd), nil, spliceChunk, unix.SPLICE_F_MOVE|unix.SPLICE_F_NONBLOCK)
-			if err == unix.EINTR {
+			if errors.Is(err, unix.EINTR) {
 				continue
 			}
 			n, serr = int(m), err
@@ -168,7 +168,7 @@ func spliceOnce(src, dst syscall.RawConn) (int, error) {
 			serr = cerr
 			return true
 		}
-		if serr != unix.EAGAIN {
+		if !errors.Is(serr, unix.EAGAIN) {
 			return true
 		}
 		// EAGAIN: src is empty and has a writer, or dst is full. The kernel says EAGAIN for a
@@ -196,7 +196,7 @@ func spliceOnce(src, dst syscall.RawConn) (int, error) {
 				serr = cerr
 				return true
 			}
-			return serr != unix.EAGAIN
+			return !errors.Is(serr, unix.EAGAIN)
 		})
 		if err != nil {
 			return 0, err // dst was closed
@@ -238,7 +238,7 @@ func hungUp(fd uintptr) bool {
 	pfd := []unix.PollFd{{Fd: int32(fd), Events: unix.POLLIN}}
 	for {
 		n, err := unix.Poll(pfd, 0)
-		if err == unix.EINTR {
+		if errors.Is(err, unix.EINTR) {
 			continue
 		}
 		return err == nil && n == 1 && pfd[0].Revents&unix.POLLHUP != 0
