@@ -43,6 +43,28 @@ func writeLogger(t *testing.T) string {
 	return p
 }
 
+// loggerDir is a directory for a logger's files. A logger that failed its readiness is killed,
+// but the cat it started may still create its file a moment later (the shim stops the logger,
+// not what the logger started, as the reference does), so the cleanup tries again for a while.
+func loggerDir(t *testing.T) string {
+	t.Helper()
+	dir, err := os.MkdirTemp("", "logger")
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() {
+		var err error
+		for range 100 {
+			if err = os.RemoveAll(dir); err == nil {
+				return
+			}
+			time.Sleep(20 * time.Millisecond)
+		}
+		t.Errorf("remove %s: %v", dir, err)
+	})
+	return dir
+}
+
 func loggerURI(scheme, bin, dir, mode string) string {
 	return scheme + "://" + bin + "?dir=" + dir + "&mode=" + mode
 }
@@ -124,7 +146,7 @@ func TestBinaryLoggerReadiness(t *testing.T) {
 	} {
 		t.Run(tc.scheme+"-"+tc.mode, func(t *testing.T) {
 			base := fdCount(t)
-			uri := loggerURI(tc.scheme, bin, t.TempDir(), tc.mode)
+			uri := loggerURI(tc.scheme, bin, loggerDir(t), tc.mode)
 			p, err := Open(Stdio{Stdout: uri, Stderr: uri}, Config{ID: "c", Namespace: "n"})
 			if tc.ok {
 				if err != nil {

@@ -249,10 +249,10 @@ func (c *copier) closeDst() {
 	c.closeOnce.Do(func() { _ = c.dst.Close() })
 }
 
-// unread counts the bytes the copy has not moved yet: what the pipe holds, and what a buffered
-// copy has in hand.
+// unread counts the bytes the copy has not moved yet: what the pipe holds, then what a buffered
+// copy has in hand (in the order bytes move, so none is missed between the two reads).
 func (c *copier) unread() int {
-	n := int(c.pending.Load())
+	n := 0
 	if rc, err := c.src.SyscallConn(); err == nil {
 		var q int
 		var qerr error
@@ -260,7 +260,7 @@ func (c *copier) unread() int {
 			n += q
 		}
 	}
-	return n
+	return n + int(c.pending.Load())
 }
 
 // close ends the copy and releases both ends: the reader of dst reads EOF even while a process

@@ -127,28 +127,30 @@ func (p *ProcessIO) Terminal() bool { return p.term != nil }
 // openStdin opens the stdin fifo: a read end for the console copier or for the copier that
 // moves it into the process's stdin pipe (non-blocking, on Go's poller), and a write end kept by
 // the shim. Opening the read end non-blocking first lets the write end open without waiting for
-// the client.
+// the client; the copier starts only once the write end is open, because a fifo that has no
+// writer reads as EOF.
 func (p *ProcessIO) openStdin(path string) error {
 	rfd, err := openFifo(path, unix.O_RDONLY|unix.O_NONBLOCK)
 	if err != nil {
 		return fmt.Errorf("open stdin fifo %s: %w", path, err)
 	}
 	r := os.NewFile(uintptr(rfd), path)
-	if p.term != nil {
-		p.term.in = r
-	} else {
-		c, pr, err := newInputCopier(r)
-		if err != nil {
-			return fmt.Errorf("stdin fifo %s: %w", path, err)
-		}
-		p.copiers = append(p.copiers, c)
-		p.child[0] = pr
-	}
 	wfd, err := openFifo(path, unix.O_WRONLY)
 	if err != nil {
+		_ = r.Close()
 		return fmt.Errorf("open stdin fifo %s for writing: %w", path, err)
 	}
 	p.stdin = os.NewFile(uintptr(wfd), path)
+	if p.term != nil {
+		p.term.in = r
+		return nil
+	}
+	c, pr, err := newInputCopier(r)
+	if err != nil {
+		return fmt.Errorf("stdin fifo %s: %w", path, err)
+	}
+	p.copiers = append(p.copiers, c)
+	p.child[0] = pr
 	return nil
 }
 
@@ -466,14 +468,16 @@ func (p *ProcessIO) WaitOutputTaken(limit, stall time.Duration) {
 		return
 	}
 	waitRead(func() int {
+		// Upstream first: bytes only move on from a copier's pipe to its fifo, so a byte that
+		// moves between the two reads is counted once or twice, never missed.
 		n := 0
-		for _, f := range keep {
-			n += fifoUnread(f)
-		}
 		for _, c := range copiers {
 			if c.output {
 				n += c.unread()
 			}
+		}
+		for _, f := range keep {
+			n += fifoUnread(f)
 		}
 		return n
 	}, deadline, stall)
