@@ -287,21 +287,29 @@ func TestDecodeCheckpointOptions(t *testing.T) {
 	}
 }
 
-// A container created from a checkpoint runs no runtime at Create, is Created with no pid,
-// and Start runs `restore --detach` with the image, the pid file and no subreaper.
-func TestRestoreDeferredToStart(t *testing.T) {
-	dir := t.TempDir()
-	bin := filepath.Join(dir, "fake-runc")
+// fakeRestoreDir makes a dir with fakeRuntime (bin), its call record and an empty bundle, for
+// a restore whose pid is this process's.
+func fakeRestoreDir(t *testing.T) (dir, bin, record, bundle string) {
+	t.Helper()
+	dir = t.TempDir()
+	bin = filepath.Join(dir, "fake-runc")
 	if err := os.WriteFile(bin, []byte("#!/bin/sh\n"+fakeRuntime), 0o755); err != nil {
 		t.Fatal(err)
 	}
-	record := filepath.Join(dir, "record")
+	record = filepath.Join(dir, "record")
 	t.Setenv("RECORD", record)
 	t.Setenv("FAKE_PID", strconv.Itoa(os.Getpid()))
-	bundle := filepath.Join(dir, "bundle")
+	bundle = filepath.Join(dir, "bundle")
 	if err := os.Mkdir(bundle, 0o755); err != nil {
 		t.Fatal(err)
 	}
+	return dir, bin, record, bundle
+}
+
+// A container created from a checkpoint runs no runtime at Create, is Created with no pid,
+// and Start runs `restore --detach` with the image, the pid file and no subreaper.
+func TestRestoreDeferredToStart(t *testing.T) {
+	dir, bin, record, bundle := fakeRestoreDir(t)
 	img := filepath.Join(dir, "img")
 	i, err := CreateInit(context.Background(), InitConfig{
 		ID: "c1", Bundle: bundle, Spec: &Spec{Process: &SpecProcess{Cwd: "/"}}, Namespace: "ns", Stdio: shimio.Stdio{},
@@ -344,18 +352,7 @@ func TestRestoreDeferredToStart(t *testing.T) {
 // its stdio to criu, which reconnects the pipes recorded in the image's descriptors.json to
 // them (a fifo cannot be given back: it lies outside the container).
 func TestRestoreWithFifoStdioGetsPipes(t *testing.T) {
-	dir := t.TempDir()
-	bin := filepath.Join(dir, "fake-runc")
-	if err := os.WriteFile(bin, []byte("#!/bin/sh\n"+fakeRuntime), 0o755); err != nil {
-		t.Fatal(err)
-	}
-	record := filepath.Join(dir, "record")
-	t.Setenv("RECORD", record)
-	t.Setenv("FAKE_PID", strconv.Itoa(os.Getpid()))
-	bundle := filepath.Join(dir, "bundle")
-	if err := os.Mkdir(bundle, 0o755); err != nil {
-		t.Fatal(err)
-	}
+	dir, bin, record, bundle := fakeRestoreDir(t)
 	var fifos [3]string
 	for k, name := range []string{"stdin", "stdout", "stderr"} {
 		fifos[k] = filepath.Join(dir, name)
