@@ -44,6 +44,10 @@ DEPS_BIN := $(OUTPUT)/deps/bin
 IMAGES_DIR := $(CURDIR)/tests/testdata/images
 IMAGES := $(IMAGES_DIR)/busybox.tar $(IMAGES_DIR)/pause.tar
 PAUSE_BIN := $(OUTPUT)/pause
+PROBE_BIN := $(OUTPUT)/cst-probe
+# The test images' two C programs (hack/pause, hack/probe): static, like Kubernetes' pause.
+CC ?= gcc
+STATIC_CFLAGS ?= -Os -static -Wall -Wextra -Werror -s
 
 # Unit-test packages: everything but the integration tests.
 UNIT_PACKAGES = $(shell $(GO) list ./... | grep -v '/tests$$')
@@ -125,12 +129,17 @@ install-deps: deps ## also copy the pinned containerd, ctr, reference shim and r
 
 images: $(IMAGES) ## build the test images (OCI tarballs) into tests/testdata/images
 
-$(PAUSE_BIN): hack/pause/main.go
-	CGO_ENABLED=0 $(GO) build -trimpath -ldflags '-s -w' -o $@ ./hack/pause
+$(PAUSE_BIN): hack/pause/pause.c
+	@mkdir -p $(@D)
+	$(CC) $(STATIC_CFLAGS) -o $@ $<
 
-$(IMAGES) &: $(PAUSE_BIN) $(wildcard hack/mkimage/*.go)
+$(PROBE_BIN): hack/probe/probe.c
+	@mkdir -p $(@D)
+	$(CC) $(STATIC_CFLAGS) -o $@ $<
+
+$(IMAGES) &: $(PAUSE_BIN) $(PROBE_BIN) $(wildcard hack/mkimage/*.go)
 	@echo "$(WHALE) images"
-	$(GO) run ./hack/mkimage -out $(IMAGES_DIR) -pause $(PAUSE_BIN)
+	$(GO) run ./hack/mkimage -out $(IMAGES_DIR) -pause $(PAUSE_BIN) -probe $(PROBE_BIN)
 
 # golangci-lint (.golangci.yml) runs twice: over the shim as released, and with the build tags of
 # the integration tests, the benchmarks and the diagnostic builds, so that tests/, bench/ and the
@@ -156,6 +165,17 @@ lint: ## gofmt, go vet (also of the integration-tagged code) and golangci-lint (
 	else \
 		echo "golangci-lint not installed ($(GOLANGCI_LINT)): skipped; 'make deps' builds it"; \
 	fi
+
+# The pod holder (pod/holder/*.s) is assembled by `go generate ./pod` into the committed
+# pod/holder_{amd64,arm64}.elf; verify-holder assembles it again and fails if they differ.
+.PHONY: generate verify-holder
+generate: ## regenerate generated files (the pod holder's ELF images; needs binutils-aarch64-linux-gnu)
+	@echo "$(WHALE) $@"
+	$(GO) generate ./pod
+
+verify-holder: generate ## check that the committed pod holder images are what their sources assemble to
+	@git diff --exit-code -- pod/holder_amd64.elf pod/holder_arm64.elf || \
+		{ echo "$(ONI) pod/holder_*.elf differ from pod/holder/*.s: run 'make generate' and commit"; exit 1; }
 
 fmt: ## gofmt -s -w all Go files
 	gofmt -s -w $$(git ls-files --cached --others --exclude-standard '*.go')
@@ -202,7 +222,7 @@ coverage: ## unit-test coverage into _output/coverage.out
 
 clean: ## remove bin/, test images and the pause binary (keeps the pinned deps in _output/deps)
 	@echo "$(WHALE) $@"
-	rm -rf bin $(IMAGES) $(PAUSE_BIN) $(OUTPUT)/coverage.out
+	rm -rf bin $(IMAGES) $(PAUSE_BIN) $(PROBE_BIN) $(OUTPUT)/coverage.out
 
 # Compatibility matrix (issue 7): the containerd lines `make compat` runs the smoke suite against,
 # on our runtime and on the reference shim of each release. 1.6 is Debian's package and 2.4 the

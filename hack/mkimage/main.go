@@ -1,8 +1,10 @@
 // Command mkimage writes the OCI image tarballs the integration tests and the demo import with
 // `ctr images import`: no registry is reachable, so images are built from local files.
 //
-//	busybox.tar  localhost/busybox:test  /bin/busybox (static) + a /bin link per applet, cmd ["sh"]
-//	pause.tar    localhost/pause:test    the busybox rootfs + /pause (hack/pause), entrypoint ["/pause"]
+//	busybox.tar  localhost/busybox:test  /bin/busybox (static) + a /bin link per applet, cmd ["sh"],
+//	                                     and /bin/cst-probe (hack/probe) for the security rows
+//	pause.tar    localhost/pause:test    the busybox rootfs + /pause (hack/pause), entrypoint ["/pause"],
+//	                                     user 65535:65535 (as Kubernetes' pause image)
 //
 // Each tarball is an OCI image layout (oci-layout, index.json, blobs/sha256/...) with one gzip'd
 // layer. The output is reproducible: fixed timestamps, sorted entries, no gzip header time.
@@ -43,20 +45,26 @@ var epoch = time.Unix(0, 0).UTC()
 func main() {
 	out := flag.String("out", "tests/testdata/images", "directory to write busybox.tar and pause.tar into")
 	busybox := flag.String("busybox", "/bin/busybox", "a statically linked busybox (Debian: busybox-static)")
-	pause := flag.String("pause", "", "static pause binary for pause.tar (built from ./hack/pause); empty: skip pause.tar")
+	pause := flag.String("pause", "", "static pause binary for pause.tar (built from hack/pause); empty: skip pause.tar")
+	probe := flag.String("probe", "", "static cst-probe binary for the busybox image (built from hack/probe); empty: none")
 	flag.Parse()
-	if err := run(*out, *busybox, *pause); err != nil {
+	if err := run(*out, *busybox, *pause, *probe); err != nil {
 		log.Fatalf("mkimage: %v", err)
 	}
 }
 
-func run(out, busybox, pause string) error {
+func run(out, busybox, pause, probe string) error {
 	if err := os.MkdirAll(out, 0o755); err != nil { //nolint:gosec // a directory of the repo's tree, like its others
 		return err
 	}
 	base, err := busyboxRootfs(busybox)
 	if err != nil {
 		return err
+	}
+	if probe != "" {
+		if base, err = withFile(base, probe, "bin/cst-probe"); err != nil {
+			return err
+		}
 	}
 	images := []image{{
 		name:   "localhost/busybox:test",
@@ -72,7 +80,7 @@ func run(out, busybox, pause string) error {
 		images = append(images, image{
 			name:   "localhost/pause:test",
 			files:  files,
-			config: imageConfig{Env: []string{defaultPath}, Entrypoint: []string{"/pause"}, WorkingDir: "/"},
+			config: imageConfig{Env: []string{defaultPath}, Entrypoint: []string{"/pause"}, WorkingDir: "/", User: pauseUser},
 			path:   filepath.Join(out, "pause.tar"),
 		})
 	}
@@ -154,7 +162,11 @@ func withFile(base []entry, src, dst string) ([]entry, error) {
 	return append(append([]entry(nil), base...), entry{path: dst, mode: 0o755, data: data}), nil
 }
 
+// pauseUser is the user of the pause image: Kubernetes' pause image runs as 65535:65535.
+const pauseUser = "65535:65535"
+
 type imageConfig struct {
+	User       string   `json:"User,omitempty"`
 	Env        []string `json:"Env,omitempty"`
 	Entrypoint []string `json:"Entrypoint,omitempty"`
 	Cmd        []string `json:"Cmd,omitempty"`
