@@ -77,6 +77,7 @@ type criRow struct {
 	// pauseless: the handler runs pods through the shim's Sandbox API (expectPauseless);
 	// noPauseImage: and the pause image must not be in the CRI image store.
 	pauseless, noPauseImage bool
+	pods                    []string // the pods the row ran (RunPodSandbox), for its leak checks
 }
 
 // newCRIRow starts a row. The leak check is registered first, so it runs after the removal of
@@ -154,6 +155,7 @@ func (r *criRow) runPodConfig(cfg *runtimeapi.PodSandboxConfig) (string, *runtim
 	if err != nil {
 		r.t.Fatalf("RunPodSandbox %s (handler %s): %v", cfg.Metadata.Name, r.handler(""), err)
 	}
+	r.pods = append(r.pods, resp.PodSandboxId)
 	r.expectPauseless(resp.PodSandboxId)
 	return resp.PodSandboxId, cfg
 }

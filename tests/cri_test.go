@@ -442,6 +442,11 @@ func criConcurrentPods(r *criRow) []string {
 		})
 	}
 	wg.Wait()
+	for _, pod := range pods {
+		if pod != "" {
+			r.pods = append(r.pods, pod)
+		}
+	}
 	allShims := map[int]bool{}
 	for i, res := range results {
 		if res.err != nil {

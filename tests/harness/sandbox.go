@@ -96,8 +96,17 @@ func (c *CRI) waitImage(t testing.TB, ref string, present bool) {
 // HolderName is the process name of a pause-less pod's namespace holder (pod/elf.go).
 const HolderName = "pod-holder"
 
-// Holders lists the pids of the pause-less pods' namespace holders running on the host.
-func Holders() []int {
+// HoldersOf lists the pids of the namespace holders of the pause-less pods named (the holder's
+// argv is its name and its sandbox id): a test judges only the pods it ran, so holders of other
+// pods on the machine (another test run, a developer's node) never count.
+func HoldersOf(pods []string) []int {
+	if len(pods) == 0 {
+		return nil
+	}
+	want := map[string]bool{}
+	for _, id := range pods {
+		want[id] = true
+	}
 	var out []int
 	entries, _ := os.ReadDir("/proc")
 	for _, e := range entries {
@@ -106,7 +115,11 @@ func Holders() []int {
 			continue
 		}
 		comm, err := os.ReadFile(filepath.Join("/proc", e.Name(), "comm"))
-		if err == nil && strings.TrimSpace(string(comm)) == HolderName {
+		if err != nil || strings.TrimSpace(string(comm)) != HolderName {
+			continue
+		}
+		cmdline, err := os.ReadFile(filepath.Join("/proc", e.Name(), "cmdline"))
+		if args := strings.Split(strings.TrimRight(string(cmdline), "\x00"), "\x00"); err == nil && len(args) == 2 && want[args[1]] {
 			out = append(out, pid)
 		}
 	}
