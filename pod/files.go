@@ -139,14 +139,18 @@ func removeFiles(bundle string) error {
 	return errors.Join(errs...)
 }
 
-// CleanupBundle is for the shim's delete action after a shim died: it unmounts <bundle>/shm if
-// something is mounted there and removes the pod's files, logging failures. It is safe on any
+// CleanupBundle is for the shim's delete action after a shim died: it removes the holder's
+// cgroup (its holder exited with the shim), unmounts <bundle>/shm if something is mounted there
+// and removes the pod's files, logging failures. It is safe on any
 // bundle: it touches only the pod's file names, and a container's bundle has none of them.
 func CleanupBundle(ctx context.Context, bundle string) {
 	if bundle == "" || !filepath.IsAbs(bundle) {
 		return
 	}
 	logger := log.G(ctx).WithField("bundle", bundle)
+	if err := removeCgroupsFile(bundle); err != nil {
+		logger.WithError(err).Warn("pod cleanup: remove the holder's cgroup")
+	}
 	if err := unmountShm(bundle); err != nil {
 		logger.WithError(err).Warn("pod cleanup: unmount shm")
 		return // removing the directory would fail, and must not reach into the tmpfs

@@ -5,16 +5,24 @@ package pod
 import (
 	"errors"
 	"fmt"
+	"io"
 	"os"
 	"os/exec"
 	"runtime"
 	"sync"
 	"syscall"
+	"time"
 
 	"github.com/containerd/containerd/v2/pkg/sys/reaper"
 	runc "github.com/containerd/go-runc"
 	"golang.org/x/sys/unix"
 )
+
+// holderComm is the name the holder gives itself (at most 15 bytes: TASK_COMM_LEN - 1), as its
+// code names itself (holder/*.s).
+const holderComm = "pod-holder"
+
+//go:generate sh holder/gen.sh
 
 // image is the holder executable of this shim process: a sealed memfd written once, on the first
 // Start, and kept open (one page of shmem) for the shim's life.
@@ -149,10 +157,18 @@ type holder struct {
 	released bool // guarded by procMu
 }
 
+// holderReportTimeout bounds the wait for the holder's report (it confines itself in a few
+// dozen system calls; this matters only for a holder stopped or stuck in the kernel).
+const holderReportTimeout = 5 * time.Second
+
 // startHolder starts a holder in the namespaces s describes: from a goroutine locked to a thread
 // of its own, which enters the namespaces and forks the holder (which inherits the thread's
-// namespaces; CLONE_NEWPID makes it PID 1 of a new PID namespace), then ends with its thread.
-// The holder is started through pkg/shim's reaper, which reaps every child of the shim.
+// namespaces; CLONE_NEWNS gives it a mount namespace of its own, CLONE_NEWPID makes it PID 1 of
+// a new PID namespace), then ends with its thread. The holder is started through pkg/shim's
+// reaper, which reaps every child of the shim. startHolder returns once the holder has confined
+// itself (holder/amd64.s: an empty read-only root, no capability, uid and gid 65535, not
+// dumpable, no_new_privs, its seccomp filter) and said so on its report pipe; a holder that
+// fails a step is reaped and its step and errno returned.
 func startHolder(s nsSpec) (*holder, error) {
 	exe, err := holderExecutable()
 	if err != nil {
@@ -167,7 +183,15 @@ func startHolder(s nsSpec) (*holder, error) {
 	}
 	r, w := os.NewFile(uintptr(p[0]), "holder-r"), os.NewFile(uintptr(p[1]), "holder-w")
 	defer func() { _ = r.Close() }()
-	cmd := holderCmd(s, r, exe)
+	// The report pipe: the holder writes two bytes to its end (fd 5) once it is confined, or
+	// when a step fails; the read end is pollable, so the read can time out.
+	reportR, reportW, err := os.Pipe()
+	if err != nil {
+		_ = w.Close()
+		return nil, fmt.Errorf("pipe: %w", err)
+	}
+	defer func() { _ = reportR.Close() }()
+	cmd := holderCmd(s, r, exe, reportW)
 
 	type started struct {
 		ec  chan runc.Exit
@@ -184,29 +208,59 @@ func startHolder(s nsSpec) (*holder, error) {
 		res <- started{ec, err}
 	}()
 	out := <-res
+	_ = reportW.Close()
 	if out.err != nil {
 		_ = w.Close()
 		return nil, out.err
 	}
-	return &holder{pid: cmd.Process.Pid, cmd: cmd, ec: out.ec, hold: w}, nil
+	h := &holder{pid: cmd.Process.Pid, cmd: cmd, ec: out.ec, hold: w}
+	if err := readReport(reportR); err != nil {
+		return nil, fmt.Errorf("holder pid %d: %w (exit status %d)", h.pid, err, h.abort())
+	}
+	return h, nil
+}
+
+// holderSteps names the holder's steps by their number in its report (holder/common.inc).
+var holderSteps = []string{1: "ignore SIGCHLD", "set its name", "close its stdio and image", "make its mounts private",
+	"mount its root tmpfs", "chdir into it", "pivot_root", "unmount the old root", "chdir /",
+	"drop the bounding set", "clear the ambient set", "setgroups", "setresgid", "setresuid", "capset",
+	"make itself not dumpable", "set no_new_privs", "install its seccomp filter"}
+
+// readReport reads the holder's report: {0, 0} once it is confined, {step, errno} when a step
+// failed; EOF before two bytes means it died (its exit status tells how).
+func readReport(f *os.File) error {
+	_ = f.SetReadDeadline(time.Now().Add(holderReportTimeout))
+	var b [2]byte
+	if _, err := io.ReadFull(f, b[:]); err != nil {
+		return fmt.Errorf("no report from the holder: %w", err)
+	}
+	if b[0] == 0 {
+		return nil
+	}
+	step := fmt.Sprintf("step %d", b[0])
+	if int(b[0]) < len(holderSteps) {
+		step = holderSteps[b[0]]
+	}
+	return fmt.Errorf("holder failed to %s: %w", step, unix.Errno(b[1]))
 }
 
 // holderCmd is the command that runs the holder: the memfd exe becomes the child's fd 4 and is
 // executed as /proc/self/fd/4 (os/exec dup2s ExtraFiles onto fds 3, 4, ... in the child before
-// the exec, so the memfd's number in the shim could be overwritten; fd 4 cannot), the pipe's
-// read end r its fd 3. No environment (it would be copied onto the holder's stack), cwd / (so
-// that it pins no directory of the shim), a session of its own.
-func holderCmd(s nsSpec, r, exe *os.File) *exec.Cmd {
-	attr := &syscall.SysProcAttr{Setsid: true}
+// the exec, so the memfd's number in the shim could be overwritten; fd 4 cannot), the life
+// line's read end r its fd 3, the report pipe's write end report its fd 5. No environment (it
+// would be copied onto the holder's stack), a session of its own. The holder closes fds 0-2 and
+// 4 itself, and leaves the cwd and root of the shim behind with the host's mounts.
+func holderCmd(s nsSpec, r, exe, report *os.File) *exec.Cmd {
+	attr := &syscall.SysProcAttr{Setsid: true, Cloneflags: unix.CLONE_NEWNS}
 	if s.newPID {
-		attr.Cloneflags = unix.CLONE_NEWPID
+		attr.Cloneflags |= unix.CLONE_NEWPID
 	}
 	return &exec.Cmd{
 		Path:        "/proc/self/fd/4",
 		Args:        []string{holderComm, s.id},
 		Env:         []string{},
 		Dir:         "/",
-		ExtraFiles:  []*os.File{r, exe},
+		ExtraFiles:  []*os.File{r, exe, report},
 		SysProcAttr: attr,
 	}
 }
@@ -223,6 +277,14 @@ func (h *holder) wait() int {
 	_ = h.cmd.Process.Release()
 	h.procMu.Unlock()
 	return status
+}
+
+// abort ends a holder no watcher waits for (one that failed to start): it closes the life line,
+// kills it and reaps it, and returns its exit status.
+func (h *holder) abort() int {
+	h.release()
+	h.kill()
+	return h.wait()
 }
 
 // release closes the holder's life line: it exits once it reads EOF. Idempotent; callers

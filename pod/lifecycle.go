@@ -107,6 +107,10 @@ func (p *Pod) Start(ctx context.Context) error {
 	if err != nil {
 		return fmt.Errorf("sandbox %s: start holder: %w", p.id, err)
 	}
+	if _, err := placeHolder(p.bundle, p.cfg.CgroupParent, p.id, h.pid); err != nil {
+		h.abort()
+		return fmt.Errorf("sandbox %s: start holder: %w", p.id, err)
+	}
 	p.mu.Lock()
 	p.holder, p.state = h, Ready
 	p.mu.Unlock()
@@ -132,7 +136,8 @@ func (p *Pod) setStopped(code int) {
 }
 
 // Stop ends the holder (it exits when its pipe closes; SIGKILL after holderExitTimeout) and
-// waits for its exit, bounded by ctx and holderKillTimeout, then unmounts <bundle>/shm. The
+// waits for its exit, bounded by ctx and holderKillTimeout, then removes its cgroup and
+// unmounts <bundle>/shm. The
 // namespaces go with the holder unless a member container still holds them. Idempotent; a pod
 // never started becomes Stopped too. Done is closed once Stop returns nil.
 func (p *Pod) Stop(ctx context.Context) error {
@@ -149,6 +154,9 @@ func (p *Pod) stop(ctx context.Context) error {
 	if h == nil {
 		p.setStopped(0)
 	} else if err := p.endHolder(ctx, h); err != nil {
+		return fmt.Errorf("sandbox %s: stop: %w", p.id, err)
+	}
+	if err := removeCgroupsFile(p.bundle); err != nil {
 		return fmt.Errorf("sandbox %s: stop: %w", p.id, err)
 	}
 	if err := unmountShm(p.bundle); err != nil {

@@ -14,9 +14,11 @@ import (
 	"golang.org/x/sys/unix"
 )
 
-// hostPod is a pod with every namespace the host's: it needs no privilege.
+// hostPod is a pod with every namespace the host's but its holder's own mount namespace (the
+// one privilege it needs: CAP_SYS_ADMIN for CLONE_NEWNS and its mounts).
 func hostPod(t *testing.T) *Pod {
 	t.Helper()
+	requireRoot(t)
 	p, err := New(Options{ID: "host-pod", Bundle: t.TempDir(), Config: &Config{Network: ModeNode, IPC: ModeNode, PID: ModeNode}})
 	if err != nil {
 		t.Fatal(err)

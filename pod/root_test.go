@@ -374,3 +374,102 @@ func hasAll(opts string, want ...string) bool {
 	}
 	return true
 }
+
+// The holder goes where the CRI plugin puts a pause container: the cgroup <parent>/<pod id> in
+// every hierarchy (or <id> below the shim's own cgroup without a parent), recorded in the
+// bundle, with the OOM score of a sandbox (-998, or as low as the shim may set it). Stop
+// removes the cgroup; so does CleanupBundle after a holder that outlived no shim.
+func TestHolderPlacement(t *testing.T) {
+	requireRoot(t)
+	parent := fmt.Sprintf("/pod-test-%d", os.Getpid())
+	t.Cleanup(func() {
+		dirs, _ := filepath.Glob("/sys/fs/cgroup/*" + parent)
+		unified, _ := filepath.Glob("/sys/fs/cgroup" + parent)
+		for _, d := range append(dirs, unified...) {
+			_ = unix.Rmdir(d)
+		}
+	})
+	for _, tc := range []struct{ name, parent string }{{"parent", parent}, {"nested", ""}} {
+		t.Run(tc.name, func(t *testing.T) {
+			ctx := t.Context()
+			bundle := t.TempDir()
+			id := "placed-" + tc.name
+			p, err := New(Options{ID: id, Bundle: bundle, Config: &Config{Network: ModeNode, IPC: ModeNode, PID: ModePod, CgroupParent: tc.parent}})
+			if err != nil {
+				t.Fatal(err)
+			}
+			t.Cleanup(func() { _ = p.Release(ctx) })
+			if err := p.Start(ctx); err != nil {
+				t.Fatal(err)
+			}
+			h := p.Status().Pid
+			own := readProc(t, os.Getpid(), "cgroup")
+			for _, line := range strings.Split(strings.TrimSpace(readProc(t, h, "cgroup")), "\n") {
+				f := strings.SplitN(line, ":", 3)
+				want := filepath.Join(tc.parent, id)
+				if tc.parent == "" { // below the test's own cgroup in that hierarchy
+					for _, o := range strings.Split(strings.TrimSpace(own), "\n") {
+						if of := strings.SplitN(o, ":", 3); of[0] == f[0] {
+							want = filepath.Join(of[2], id)
+						}
+					}
+				}
+				if len(f) != 3 || f[2] != want {
+					t.Errorf("holder in %q, want %s", line, want)
+				}
+			}
+			dirs := strings.Fields(readTrim(t, filepath.Join(bundle, cgroupsFile)))
+			if len(dirs) == 0 {
+				t.Fatal("no cgroup recorded")
+			}
+			expectOOMScore(t, h)
+			if err := p.Stop(ctx); err != nil {
+				t.Fatal(err)
+			}
+			for _, d := range dirs {
+				if _, err := os.Stat(d); !errors.Is(err, os.ErrNotExist) {
+					t.Errorf("cgroup %s left after Stop (%v)", d, err)
+				}
+			}
+			if _, err := os.Stat(filepath.Join(bundle, cgroupsFile)); !errors.Is(err, os.ErrNotExist) {
+				t.Errorf("%s left after Stop", cgroupsFile)
+			}
+		})
+	}
+	t.Run("cleanup-bundle", func(t *testing.T) {
+		bundle := t.TempDir()
+		h, err := startHolder(nsSpec{id: "placed-cleanup"})
+		if err != nil {
+			t.Fatal(err)
+		}
+		dirs, err := placeHolder(bundle, parent, "placed-cleanup", h.pid)
+		if err != nil {
+			h.abort()
+			t.Fatal(err)
+		}
+		h.abort() // as when its shim dies: the holder exits, its cgroup stays
+		CleanupBundle(t.Context(), bundle)
+		for _, d := range dirs {
+			if _, err := os.Stat(d); !errors.Is(err, os.ErrNotExist) {
+				t.Errorf("cgroup %s left after CleanupBundle (%v)", d, err)
+			}
+		}
+	})
+}
+
+// expectOOMScore checks that pid has a sandbox's OOM score, or, where the test may not lower a
+// score that far (no CAP_SYS_RESOURCE), the lowest it may set: one lower is refused.
+func expectOOMScore(t *testing.T, pid int) {
+	t.Helper()
+	path := fmt.Sprintf("/proc/%d/oom_score_adj", pid)
+	adj, err := strconv.Atoi(readTrim(t, path))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if adj == sandboxOOMScoreAdj {
+		return
+	}
+	if err := os.WriteFile(path, []byte(strconv.Itoa(adj-1)), 0); !errors.Is(err, os.ErrPermission) {
+		t.Errorf("holder's oom_score_adj %d, but %d is allowed too (%v): not the lowest", adj, adj-1, err)
+	}
+}
