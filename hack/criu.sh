@@ -5,8 +5,9 @@
 # Why: Debian 12's criu 3.17 fails `criu check` on the 6.x kernels of these machines (it cannot
 # read their vDSO), so it cannot dump anything. criu is not a Go module; the source comes from
 # Debian's archive (the only source host these machines reach besides the Go module proxy): the
-# upstream tarball that Debian ships as criu_$CRIU_VERSION.orig.tar.xz, checked against a pinned
-# SHA-256, built with Debian 12's compiler and libraries (build dependencies from apt).
+# upstream tarball that Debian ships as criu_$CRIU_VERSION.orig.tar.xz, fetched from the pool of
+# the Debian mirror apt is configured with (hack/apt.sh: debian_mirror) and checked against a
+# pinned SHA-256, built with Debian 12's compiler and libraries (build dependencies from apt).
 # Debian keeps a version in its pool only while a suite carries it: when the pinned one is gone,
 # pin a newer one (`Sources` of sid or trixie lists the orig tarball and its SHA-256).
 #
@@ -14,6 +15,7 @@
 #   CRIU_VERSION, CRIU_SHA256   the pinned upstream release and its tarball's SHA-256
 #   DEPS_BIN                    output directory
 #   DEPS_APT=always|never|auto  run apt-get for the build dependencies (auto: when one is missing)
+#   CRIU_POOL                   where the tarball is (default: <apt's Debian mirror>/pool/main/c/criu)
 set -euo pipefail
 
 : "${CRIU_VERSION:?set CRIU_VERSION (e.g. 4.1.1)}"
@@ -21,7 +23,8 @@ set -euo pipefail
 repo=$(cd "$(dirname "$0")/.." && pwd)
 DEPS_BIN=${DEPS_BIN:-$repo/_output/deps/bin}
 DEPS_APT=${DEPS_APT:-auto}
-POOL=${CRIU_POOL:-http://deb.debian.org/debian/pool/main/c/criu}
+# shellcheck source=hack/apt.sh
+. "$repo/hack/apt.sh"
 
 BUILD_PACKAGES=(gcc make pkg-config curl xz-utils libprotobuf-c-dev protobuf-c-compiler protobuf-compiler
 	python3-protobuf libnl-3-dev libnet1-dev libcap-dev libbsd-dev libgnutls28-dev uuid-dev)
@@ -38,9 +41,13 @@ else
 		dpkg-query -W -f='${Status}\n' "$p" 2>/dev/null | grep -q '^install ok installed$' || missing+=("$p")
 	done
 	if [ "$DEPS_APT" = always ] || { [ "$DEPS_APT" = auto ] && [ ${#missing[@]} -gt 0 ]; }; then
-		log "apt-get install ${BUILD_PACKAGES[*]}"
-		DEBIAN_FRONTEND=noninteractive apt-get install -y -q "${BUILD_PACKAGES[@]}" >/dev/null
+		apt_get install -y -q "${BUILD_PACKAGES[@]}" >/dev/null
 	fi
+	if [ -z "${CRIU_POOL:-}" ]; then
+		mirror=$(debian_mirror) || die "no Debian mirror in apt's sources (set CRIU_POOL)"
+		CRIU_POOL=${mirror%/}/pool/main/c/criu
+	fi
+	POOL=$CRIU_POOL
 	work=$(mktemp -d)
 	trap 'rm -rf "$work"' EXIT
 	tarball=criu_$CRIU_VERSION.orig.tar.xz

@@ -29,13 +29,17 @@ GO=${GO:-go}
 # busybox-static: test image rootfs; containerd: Debian's 1.6 daemon, ctr and runc-v2 shim;
 # crun: a second runtime for BinaryName; criu: checkpoint/restore; the rest builds runc with cgo + seccomp.
 # qemu-user-static: pod tests run the arm64 holder under qemu-aarch64.
-APT_PACKAGES=(busybox-static containerd containernetworking-plugins iproute2 criu crun libseccomp-dev pkg-config gcc libc6-dev ca-certificates qemu-user-static)
+# binutils-aarch64-linux-gnu: `make verify-holder` assembles the arm64 holder (pod/holder).
+APT_PACKAGES=(busybox-static containerd containernetworking-plugins iproute2 criu crun libseccomp-dev pkg-config gcc libc6-dev ca-certificates qemu-user-static binutils-aarch64-linux-gnu)
 
 CONTAINERD_MOD=github.com/containerd/containerd/v2
 CONTAINERD_TAGS=no_btrfs
 RUNC_MOD=github.com/opencontainers/runc
 RUNC_TAGS=seccomp
 GOLANGCI_LINT_MOD=github.com/golangci/golangci-lint/v2
+
+# shellcheck source=hack/apt.sh
+. "$repo/hack/apt.sh"
 
 log() { printf '[deps] %s\n' "$*"; }
 die() { printf '[deps] error: %s\n' "$*" >&2; exit 1; }
@@ -47,6 +51,15 @@ as_root() {
 		sudo "$@"
 	else
 		die "need root for: $*"
+	fi
+}
+
+# as_root_apt ARGS...: apt_get (hack/apt.sh: waits for the dpkg lock) as root.
+as_root_apt() {
+	if [ "$(id -u)" -eq 0 ]; then
+		apt_get "$@"
+	else
+		as_root bash -c '. "$0"; shift; apt_get "$@"' "$repo/hack/apt.sh" - "$@"
 	fi
 }
 
@@ -66,8 +79,8 @@ install_packages() {
 		return
 	fi
 	log "installing apt packages: ${missing:-${APT_PACKAGES[*]}}"
-	as_root env DEBIAN_FRONTEND=noninteractive apt-get update -q
-	as_root env DEBIAN_FRONTEND=noninteractive apt-get install -y -q --no-install-recommends "${APT_PACKAGES[@]}"
+	as_root_apt update -q
+	as_root_apt install -y -q --no-install-recommends "${APT_PACKAGES[@]}"
 	# Debian's containerd package starts a system daemon where systemd runs; the tests never use it
 	# (they start private daemons), so it is left as the package set it up.
 }
