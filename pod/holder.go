@@ -8,12 +8,14 @@ import (
 	"io"
 	"os"
 	"os/exec"
+	"path/filepath"
 	"runtime"
 	"sync"
 	"syscall"
 	"time"
 
 	"github.com/containerd/containerd/v2/pkg/sys/reaper"
+	"github.com/containerd/errdefs"
 	runc "github.com/containerd/go-runc"
 	"golang.org/x/sys/unix"
 )
@@ -83,11 +85,11 @@ func sealedMemfd(name string, b []byte) (*os.File, error) {
 
 // nsSpec says which namespaces the holder gets and what is set up in them.
 type nsSpec struct {
-	id             string // the sandbox's, in the holder's argv
-	newIPC, newUTS bool   // unshare a new IPC / UTS namespace
-	newPID         bool   // start the holder as PID 1 of a new PID namespace
-	hostname       string // set in the new UTS namespace if not ""
-	netns          string // the network namespace to enter, "" for the shim's own (the host's)
+	id             string   // the sandbox's, in the holder's argv
+	newIPC, newUTS bool     // unshare a new IPC / UTS namespace
+	newPID         bool     // start the holder as PID 1 of a new PID namespace
+	hostname       string   // set in the new UTS namespace if not ""
+	netns          *os.File // the network namespace to enter, nil for the shim's own (the host's)
 	sysctls        []sysctl
 }
 
@@ -116,9 +118,9 @@ func (s *nsSpec) enter() error {
 			return fmt.Errorf("sethostname %q: %w", s.hostname, err)
 		}
 	}
-	if s.netns != "" {
-		if err := setns(s.netns, unix.CLONE_NEWNET); err != nil {
-			return err
+	if s.netns != nil {
+		if err := unix.Setns(int(s.netns.Fd()), unix.CLONE_NEWNET); err != nil {
+			return fmt.Errorf("setns %s: %w", s.netns.Name(), err)
 		}
 	}
 	for _, sc := range s.sysctls {
@@ -129,17 +131,34 @@ func (s *nsSpec) enter() error {
 	return nil
 }
 
-// setns moves the calling thread into the namespace of kind nstype at path.
-func setns(path string, nstype int) error {
-	fd, err := unix.Open(path, unix.O_RDONLY|unix.O_CLOEXEC, 0)
+// openNetns opens the network namespace at path and checks it is one: a file of nsfs (fstatfs)
+// of type CLONE_NEWNET (the NS_GET_NSTYPE ioctl; kernels before 4.11 lack it, and any nsfs
+// file is taken). Anything else is InvalidArgument naming path. The open file pins the
+// namespace: it lives on after its bind mount is gone.
+func openNetns(path string) (*os.File, error) {
+	bad := func(why string, err error) error {
+		if err != nil {
+			why += ": " + err.Error()
+		}
+		return fmt.Errorf("network namespace %s: %s: %w", path, why, errdefs.ErrInvalidArgument)
+	}
+	if !filepath.IsAbs(path) {
+		return nil, bad("not an absolute path", nil)
+	}
+	f, err := os.OpenFile(path, os.O_RDONLY|unix.O_CLOEXEC, 0)
 	if err != nil {
-		return fmt.Errorf("open namespace %s: %w", path, err)
+		return nil, bad("cannot open it", err)
 	}
-	defer func() { _ = unix.Close(fd) }()
-	if err := unix.Setns(fd, nstype); err != nil {
-		return fmt.Errorf("setns %s: %w", path, err)
+	var st unix.Statfs_t
+	if err := unix.Fstatfs(int(f.Fd()), &st); err != nil || st.Type != unix.NSFS_MAGIC {
+		_ = f.Close()
+		return nil, bad("not a namespace", err)
 	}
-	return nil
+	if t, err := unix.IoctlRetInt(int(f.Fd()), unix.NS_GET_NSTYPE); err == nil && t != unix.CLONE_NEWNET {
+		_ = f.Close()
+		return nil, bad("not a network namespace", nil)
+	}
+	return f, nil
 }
 
 // holder is a running holder process.

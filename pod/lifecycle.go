@@ -6,6 +6,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"os"
 	"sync"
 	"time"
 
@@ -27,9 +28,12 @@ type Pod struct {
 	created           time.Time
 	done              chan struct{} // closed by setStopped, once
 
-	// opMu serialises Start, Stop and Release (and guards holder.hold); the exit path (watch)
-	// never takes it. Lock order: opMu, then mu.
+	// opMu serialises Start, Stop and Release (and guards holder.hold and netnsFile); the exit
+	// path (watch) never takes it. Lock order: opMu, then mu.
 	opMu sync.Mutex
+	// netnsFile pins the pod's network namespace (Options.NetNSPath) from New until Stop: the
+	// holder enters it through this fd, so the caller may remove the path's bind mount first.
+	netnsFile *os.File
 
 	mu       sync.Mutex // guards the fields below
 	state    State
@@ -58,7 +62,15 @@ func New(opts Options) (*Pod, error) {
 		id: opts.ID, bundle: opts.Bundle, netns: opts.NetNSPath, cfg: cfg,
 		created: time.Now(), done: make(chan struct{}),
 	}
+	if opts.NetNSPath != "" {
+		f, err := openNetns(opts.NetNSPath)
+		if err != nil {
+			return nil, fmt.Errorf("sandbox %s: %w", p.id, err)
+		}
+		p.netnsFile = f
+	}
 	if err := p.setUp(); err != nil {
+		p.unpinNetns()
 		_ = unmountShm(p.bundle)
 		_ = removeFiles(p.bundle)
 		return nil, fmt.Errorf("sandbox %s: %w", p.id, err)
@@ -101,7 +113,7 @@ func (p *Pod) Start(ctx context.Context) error {
 		newUTS:   p.cfg.Network != ModeNode,
 		newPID:   p.cfg.PID == ModePod,
 		hostname: p.cfg.Hostname,
-		netns:    p.netns,
+		netns:    p.netnsFile,
 		sysctls:  sysctls,
 	})
 	if err != nil {
@@ -156,6 +168,7 @@ func (p *Pod) stop(ctx context.Context) error {
 	} else if err := p.endHolder(ctx, h); err != nil {
 		return fmt.Errorf("sandbox %s: stop: %w", p.id, err)
 	}
+	p.unpinNetns()
 	if err := removeCgroupsFile(p.bundle); err != nil {
 		return fmt.Errorf("sandbox %s: stop: %w", p.id, err)
 	}
@@ -163,6 +176,14 @@ func (p *Pod) stop(ctx context.Context) error {
 		return fmt.Errorf("sandbox %s: stop: %w", p.id, err)
 	}
 	return nil
+}
+
+// unpinNetns closes the pod's pin of its network namespace; the caller holds opMu (or owns p).
+func (p *Pod) unpinNetns() {
+	if p.netnsFile != nil {
+		_ = p.netnsFile.Close()
+		p.netnsFile = nil
+	}
 }
 
 // endHolder closes h's life line and waits for the pod to be Stopped, with SIGKILL if the

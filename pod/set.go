@@ -3,6 +3,8 @@
 package pod
 
 import (
+	"context"
+	"errors"
 	"fmt"
 	"sync"
 
@@ -31,12 +33,16 @@ func init() {
 type Set struct {
 	mu   sync.Mutex
 	pods map[string]*Pod // guarded by mu
+	// shut holds the ids of the pods Shutdown released, so that a second Shutdown of one is
+	// answered as the first was (containerd's controller follows a ShutdownSandbox with its
+	// own). Guarded by mu; one entry per pod the shim ever had (a shim has a few).
+	shut map[string]bool
 	// removed, if set, is called (without mu) after a pod left the set: the shim may now be idle.
 	removed func()
 }
 
 // NewSet returns an empty set.
-func NewSet() *Set { return &Set{pods: map[string]*Pod{}} }
+func NewSet() *Set { return &Set{pods: map[string]*Pod{}, shut: map[string]bool{}} }
 
 // OnRemove sets the function called after a pod leaves the set (the Task service's check
 // whether the shim serves anything any more). Call it once, before the shim serves; a no-op on
@@ -104,6 +110,63 @@ func (s *Set) Remove(id string) {
 	if fn != nil {
 		fn()
 	}
+}
+
+// Shutdown releases pod id (Release: nothing of it is left) and takes it out of the set. It is
+// idempotent: a pod the set shut down before is no error. An id the set never had is NotFound
+// (and still calls the OnRemove function: a shim whose CreateSandbox failed must not outlive
+// its caller's cleanup).
+func (s *Set) Shutdown(ctx context.Context, id string) error {
+	s.mu.Lock()
+	p, done := s.pods[id], s.shut[id]
+	s.mu.Unlock()
+	if p == nil {
+		s.Remove(id)
+		if done {
+			return nil
+		}
+		return fmt.Errorf("sandbox %s: %w", id, errdefs.ErrNotFound)
+	}
+	if err := p.Release(ctx); err != nil {
+		return err
+	}
+	s.mu.Lock()
+	s.shut[id] = true
+	s.mu.Unlock()
+	s.Remove(id)
+	return nil
+}
+
+// ReleaseAll releases every pod of the set, for a shim on its way out: whatever ends it, no
+// holder, mount, cgroup or pin of a pod outlives it. Errors are joined.
+func (s *Set) ReleaseAll(ctx context.Context) error {
+	if s == nil {
+		return nil
+	}
+	s.mu.Lock()
+	var pods []*Pod
+	for _, p := range s.pods {
+		if p != nil {
+			pods = append(pods, p)
+		}
+	}
+	s.mu.Unlock()
+	var errs []error
+	for _, p := range pods {
+		errs = append(errs, p.Release(ctx))
+	}
+	return errors.Join(errs...)
+}
+
+// Has reports whether id is a pod of the set (being created included).
+func (s *Set) Has(id string) bool {
+	if s == nil {
+		return false
+	}
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	_, ok := s.pods[id]
+	return ok
 }
 
 // Len is the number of pods, those being created included: while it is not 0 the shim serves.

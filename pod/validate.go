@@ -14,48 +14,31 @@ import (
 	"golang.org/x/sys/unix"
 )
 
-// maxIDLength is containerd's limit on identifiers (pkg/identifiers).
-const maxIDLength = 76
+// maxIDLength bounds a sandbox id: one path element (NAME_MAX); it names the holder's cgroup.
+const maxIDLength = 255
 
-// validID reports whether id is a containerd identifier: alphanumeric runs joined by single
-// '.', '_' or '-', at most maxIDLength bytes (it names files and appears in paths).
-func validID(id string) bool {
-	if id == "" || len(id) > maxIDLength {
-		return false
+// ValidID checks a sandbox id: any name safe as one path element (it names the holder's cgroup
+// directory and appears in its argv) is one: not empty, at most maxIDLength bytes, no '/' and no
+// NUL, not "." or "..". Anything else is InvalidArgument. (containerd's own controller accepts
+// fewer: its identifiers' pattern; a caller of the shim's socket may use any of these.)
+func ValidID(id string) error {
+	if id == "" || len(id) > maxIDLength || id == "." || id == ".." || strings.ContainsAny(id, "/\x00") {
+		return fmt.Errorf("invalid sandbox id %q: %w", id, errdefs.ErrInvalidArgument)
 	}
-	prevSep := true // no separator first
-	for _, c := range []byte(id) {
-		switch {
-		case c >= 'a' && c <= 'z', c >= 'A' && c <= 'Z', c >= '0' && c <= '9':
-			prevSep = false
-		case c == '.' || c == '_' || c == '-':
-			if prevSep {
-				return false
-			}
-			prevSep = true
-		default:
-			return false
-		}
-	}
-	return !prevSep
+	return nil
 }
 
 // validate checks o before anything is written: every refusal is InvalidArgument (or, for an
 // arch without a holder, NotImplemented). cfg is o.Config, or a zero Config if that is nil.
 func validate(o *Options, cfg *Config) error {
-	if !validID(o.ID) {
-		return fmt.Errorf("sandbox %q: invalid id: %w", o.ID, errdefs.ErrInvalidArgument)
+	if err := ValidID(o.ID); err != nil {
+		return err
 	}
 	if !filepath.IsAbs(o.Bundle) {
 		return fmt.Errorf("sandbox %s: bundle %q is not an absolute path: %w", o.ID, o.Bundle, errdefs.ErrInvalidArgument)
 	}
 	if fi, err := os.Stat(o.Bundle); err != nil || !fi.IsDir() {
 		return fmt.Errorf("sandbox %s: bundle %q is not a directory: %w", o.ID, o.Bundle, errdefs.ErrInvalidArgument)
-	}
-	if o.NetNSPath != "" {
-		if _, err := os.Stat(o.NetNSPath); err != nil || !filepath.IsAbs(o.NetNSPath) {
-			return fmt.Errorf("sandbox %s: network namespace %q: %v: %w", o.ID, o.NetNSPath, err, errdefs.ErrInvalidArgument) //nolint:errorlint // cause as text: one class in the chain (process/doc.go)
-		}
 	}
 	if err := validateModes(cfg); err != nil {
 		return fmt.Errorf("sandbox %s: %w", o.ID, err)

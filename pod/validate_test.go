@@ -12,14 +12,16 @@ import (
 	"github.com/containerd/errdefs"
 )
 
+// Any name safe as one path element is a sandbox id; the others are InvalidArgument.
 func TestValidID(t *testing.T) {
 	for id, want := range map[string]bool{
-		"a": true, "abc-123_x.y": true, "0f1e2d": true, strings.Repeat("a", 76): true,
-		"": false, strings.Repeat("a", 77): false, "-a": false, "a-": false, "a..b": false,
-		"a/b": false, "a b": false, ".": false, "..": false, "a\x00": false, "é": false,
+		"a": true, "abc-123_x.y": true, "0f1e2d": true, strings.Repeat("a", 255): true, "lifecycle#01-8506aac5": true,
+		"-a": true, "a..b": true, "a b": true, "é": true, "a:b@c": true, "...": true,
+		"": false, strings.Repeat("a", 256): false, "a/b": false, "/": false, ".": false, "..": false, "a\x00": false,
 	} {
-		if got := validID(id); got != want {
-			t.Errorf("validID(%q) = %v", id, got)
+		err := ValidID(id)
+		if (err == nil) != want || (err != nil && !errors.Is(err, errdefs.ErrInvalidArgument)) {
+			t.Errorf("ValidID(%q) = %v", id, err)
 		}
 	}
 }
@@ -39,6 +41,9 @@ func TestNewInvalid(t *testing.T) {
 		{name: "missing bundle", bundle: "/nonexistent/bundle"},
 		{name: "bundle is a file", bundle: "/etc/hostname"},
 		{name: "missing netns", netns: "/run/netns/nonexistent-pod-test"},
+		{name: "netns not a namespace", netns: "/etc/hostname"},
+		{name: "netns of another type", netns: "/proc/self/ns/ipc"},
+		{name: "relative netns", netns: "proc/self/ns/net"},
 		{name: "user namespace", cfg: Config{IPC: ModeNode, Userns: ModePod, HasUserns: true}},
 		{name: "user namespace mode", cfg: Config{IPC: ModeNode, Userns: 9, HasUserns: true}},
 		{name: "pid target", cfg: Config{IPC: ModeNode, PID: ModeTarget}},

@@ -17,7 +17,6 @@ import (
 	"google.golang.org/protobuf/types/known/timestamppb"
 
 	"github.com/custom-shim/containerd-shim-custom-v1/pod"
-	"github.com/custom-shim/containerd-shim-custom-v1/process"
 )
 
 // The states SandboxStatus reports: the CRI plugin reads them as CRI's PodSandboxState names.
@@ -43,19 +42,21 @@ func (s *service) get(id string) (*pod.Pod, error) {
 	return s.pods.Get(id)
 }
 
-// CreateSandbox sets a pod up (its files; nothing runs yet). A second CreateSandbox of an id is
-// AlreadyExists.
+// CreateSandbox sets a pod up (its files, its pin of the network namespace; nothing runs yet).
+// An id that is not one path element is InvalidArgument; a second CreateSandbox of an id is
+// AlreadyExists, whatever else the request says; then the request is checked.
 func (s *service) CreateSandbox(ctx context.Context, r *sandboxAPI.CreateSandboxRequest) (*sandboxAPI.CreateSandboxResponse, error) {
-	if err := process.ValidID("sandbox", r.SandboxID); err != nil {
+	if err := pod.ValidID(r.SandboxID); err != nil {
 		return nil, err
-	}
-	cfg, err := pod.DecodeConfig(r.GetOptions().GetTypeUrl(), r.GetOptions().GetValue())
-	if err != nil {
-		return nil, fmt.Errorf("sandbox %s: options: %w", r.SandboxID, err)
 	}
 	release, err := s.pods.Reserve(r.SandboxID)
 	if err != nil {
 		return nil, err
+	}
+	cfg, err := pod.DecodeConfig(r.GetOptions().GetTypeUrl(), r.GetOptions().GetValue())
+	if err != nil {
+		release(nil)
+		return nil, fmt.Errorf("sandbox %s: options: %w", r.SandboxID, err)
 	}
 	p, err := pod.New(pod.Options{ID: r.SandboxID, Bundle: r.BundlePath, NetNSPath: r.NetnsPath, Config: cfg})
 	release(p) // nil on error: the id is free again
@@ -170,22 +171,17 @@ func (s *service) PingSandbox(_ context.Context, r *sandboxAPI.PingRequest) (*sa
 	return &sandboxAPI.PingResponse{}, nil
 }
 
-// ShutdownSandbox releases everything of the pod (holder, mounts, files) and forgets it; the
-// shim exits when no member container is left either. For a sandbox the shim does not have (its
-// CreateSandbox failed, and containerd cleans up) it is NotFound, and the shim exits if it serves
-// nothing else.
+// ShutdownSandbox releases everything of the pod (holder, mounts, files, cgroup, netns pin) and
+// forgets it; the shim exits when no member container is left either. A second ShutdownSandbox
+// of the pod is answered as the first. For a sandbox the shim never had (its CreateSandbox
+// failed, and containerd cleans up) it is NotFound, and the shim exits if it serves nothing else.
 func (s *service) ShutdownSandbox(ctx context.Context, r *sandboxAPI.ShutdownSandboxRequest) (*sandboxAPI.ShutdownSandboxResponse, error) {
-	p, err := s.get(r.SandboxID)
-	if errdefs.IsNotFound(err) {
-		s.pods.Remove(r.SandboxID)
+	if r.SandboxID == "" {
+		return nil, fmt.Errorf("sandbox id is empty: %w", errdefs.ErrInvalidArgument)
 	}
-	if err != nil {
+	if err := s.pods.Shutdown(ctx, r.SandboxID); err != nil {
 		return nil, err
 	}
-	if err := p.Release(ctx); err != nil {
-		return nil, err
-	}
-	s.pods.Remove(r.SandboxID)
 	return &sandboxAPI.ShutdownSandboxResponse{}, nil
 }
 

@@ -93,7 +93,8 @@ func class(err error) string {
 }
 
 // hostPodOptions is a PodSandboxConfig that asks for no namespace of the pod's own (host
-// network, IPC and PID): its holder needs no privilege, so the whole lifecycle runs anywhere.
+// network, IPC and PID): creating it needs no privilege (no shm mount); its holder needs only
+// its mount namespace.
 func hostPodOptions(t *testing.T) *anypb.Any {
 	t.Helper()
 	node := runtimeapi.NamespaceMode_NODE
@@ -137,6 +138,27 @@ func TestSandboxErrorClasses(t *testing.T) {
 		{"create with options that do not parse", "InvalidArgument", func() error {
 			_, err := s.CreateSandbox(ctx, &sandboxAPI.CreateSandboxRequest{SandboxID: "sb", BundlePath: bundle,
 				Options: &anypb.Any{TypeUrl: "runtime.v1.PodSandboxConfig", Value: []byte{0xff, 0xff, 0xff}}})
+			return err
+		}},
+		{"create with an id of a NUL", "InvalidArgument", func() error {
+			_, err := s.CreateSandbox(ctx, &sandboxAPI.CreateSandboxRequest{SandboxID: "a\x00b", BundlePath: bundle, Options: hostPodOptions(t)})
+			return err
+		}},
+		{"create with a netns that is a plain file", "InvalidArgument", func() error {
+			_, err := s.CreateSandbox(ctx, &sandboxAPI.CreateSandboxRequest{SandboxID: "sb", BundlePath: bundle,
+				NetnsPath: "/etc/hostname", Options: hostPodOptions(t)})
+			return err
+		}},
+		{"create with a netns of another kind", "InvalidArgument", func() error {
+			_, err := s.CreateSandbox(ctx, &sandboxAPI.CreateSandboxRequest{SandboxID: "sb", BundlePath: bundle,
+				NetnsPath: "/proc/self/ns/uts", Options: hostPodOptions(t)})
+			return err
+		}},
+		{"create and shut down an id with '#' and ':'", "ok", func() error {
+			if _, err := s.CreateSandbox(ctx, &sandboxAPI.CreateSandboxRequest{SandboxID: "life#01:x", BundlePath: bundle, Options: hostPodOptions(t)}); err != nil {
+				return err
+			}
+			_, err := s.ShutdownSandbox(ctx, &sandboxAPI.ShutdownSandboxRequest{SandboxID: "life#01:x"})
 			return err
 		}},
 		{"create with a relative bundle", "InvalidArgument", func() error {
@@ -197,6 +219,9 @@ func TestSandboxErrorClasses(t *testing.T) {
 // idempotent) ends the holder, Wait returns, status NotReady; shutdown leaves nothing and tells
 // the shim the set changed; then NotFound.
 func TestSandboxLifecycle(t *testing.T) {
+	if os.Getenv("ROOT_TESTS") != "1" || os.Geteuid() != 0 {
+		t.Skip("needs ROOT_TESTS=1 and root (make root-test): the holder makes a mount namespace")
+	}
 	pods := pod.NewSet()
 	removed := make(chan struct{}, 1)
 	pods.OnRemove(func() { removed <- struct{}{} })
@@ -210,8 +235,11 @@ func TestSandboxLifecycle(t *testing.T) {
 	if _, err := s.CreateSandbox(ctx, create); err != nil {
 		t.Fatalf("create: %v", err)
 	}
-	if _, err := s.CreateSandbox(ctx, create); class(err) != "AlreadyExists" {
-		t.Fatalf("second create: %v, want AlreadyExists", err)
+	for _, again := range []*sandboxAPI.CreateSandboxRequest{create,
+		{SandboxID: "sb1", BundlePath: "relative", NetnsPath: "/etc/hostname", Options: &anypb.Any{TypeUrl: "bogus"}}} {
+		if _, err := s.CreateSandbox(ctx, again); class(err) != "AlreadyExists" {
+			t.Fatalf("second create (%v): %v, want AlreadyExists whatever else is wrong", again, err)
+		}
 	}
 	st, err := s.SandboxStatus(ctx, &sandboxAPI.SandboxStatusRequest{SandboxID: "sb1"})
 	if err != nil || st.State != stateNotReady || st.Pid != 0 {
@@ -278,6 +306,10 @@ func TestSandboxLifecycle(t *testing.T) {
 	case <-removed:
 	case <-time.After(time.Second):
 		t.Fatal("the set did not report the pod's removal")
+	}
+	// containerd's controller follows a caller's ShutdownSandbox with its own: answered as the first.
+	if _, err := s.ShutdownSandbox(ctx, &sandboxAPI.ShutdownSandboxRequest{SandboxID: "sb1"}); err != nil {
+		t.Fatalf("second shutdown: %v", err)
 	}
 	if _, err := s.SandboxStatus(ctx, &sandboxAPI.SandboxStatusRequest{SandboxID: "sb1"}); class(err) != "NotFound" {
 		t.Fatalf("status after shutdown: %v, want NotFound", err)

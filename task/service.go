@@ -99,6 +99,11 @@ func newService(ctx context.Context, pub *remotePublisher, sd shutdown.Service, 
 		if !s.requests.wait(answerGrace, answerWaitMax) {
 			log.G(ctx).WithField("timeout", answerWaitMax).Warn("shutdown: requests still in flight, exiting anyway")
 		}
+		// Whatever ends the shim (the last Shutdown, SIGTERM), no pod's holder, mount, cgroup or
+		// netns pin outlives it.
+		if err := s.pods.ReleaseAll(ctx); err != nil {
+			log.G(ctx).WithError(err).Warn("shutdown: release the pods")
+		}
 		reaper.Default.Unsubscribe(ec)
 		s.trim.stop()
 		s.oom.close() // OOM hook
@@ -527,7 +532,15 @@ func (s *service) Connect(_ context.Context, r *taskAPI.ConnectRequest) (*taskAP
 // Shutdown means containerd took a Delete's answer (it may have read the late one after all) or
 // has deleted the last other container of a group; if containerd still holds a record of the
 // kept one, its handling of a shim that went away cleans that record up.
-func (s *service) Shutdown(_ context.Context, _ *taskAPI.ShutdownRequest) (*emptypb.Empty, error) {
+func (s *service) Shutdown(ctx context.Context, r *taskAPI.ShutdownRequest) (*emptypb.Empty, error) {
+	// containerd's shim manager sends Shutdown with the id it started the shim for when it deletes
+	// the shim (after its sandbox controller's ShutdownSandbox, or on its own): for a sandbox's
+	// shim that is the pod's id, and the pod goes first (its Release leaves nothing behind).
+	if id := r.GetID(); s.pods.Has(id) {
+		if err := s.pods.Shutdown(ctx, id); err != nil {
+			log.G(ctx).WithError(err).WithField("sandbox_id", id).Warn("shutdown: release the pod")
+		}
+	}
 	s.shutdownIfIdle()
 	return empty, nil
 }
