@@ -20,7 +20,6 @@ import (
 	"os/exec"
 	"path/filepath"
 	"runtime"
-	"strconv"
 	"strings"
 	"syscall"
 	"testing"
@@ -235,27 +234,23 @@ func (r *sbRow) leftovers(id, socket, netns string) []string {
 		left = append(left, fmt.Sprintf("cgroups %v", dirs))
 	}
 	if netns != "" {
-		if pins := netnsPins(netns); len(pins) > 0 {
+		if pins := r.netnsPins(netns); len(pins) > 0 {
 			left = append(left, fmt.Sprintf("netns %s held by %v", netns, pins))
 		}
 	}
 	return left
 }
 
-// netnsPins lists the processes with an fd on the network namespace at path.
-func netnsPins(path string) []int {
+// netnsPins lists the daemon's shims that hold an fd on the network namespace at path.
+func (r *sbRow) netnsPins(path string) []int {
 	var st syscall.Stat_t
 	if syscall.Stat(path, &st) != nil {
 		return nil
 	}
 	want := fmt.Sprintf("net:[%d]", st.Ino)
 	var out []int
-	procs, _ := os.ReadDir("/proc")
-	for _, p := range procs {
-		pid, err := strconv.Atoi(p.Name())
-		if err != nil {
-			continue
-		}
+	for _, p := range r.ShimProcesses() {
+		pid := p.Pid
 		fds, _ := os.ReadDir(fmt.Sprintf("/proc/%d/fd", pid))
 		for _, fd := range fds {
 			if l, _ := os.Readlink(fmt.Sprintf("/proc/%d/fd/%s", pid, fd.Name())); l == want {
