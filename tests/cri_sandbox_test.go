@@ -43,6 +43,7 @@ var sandboxScenarios = []criScenario{
 	{"containerd-restart", criContainerdRestart},
 	{"shim-sigkill", criShimKilled},
 	{"checkpoint", criCheckpoint},
+	{"userns", criUserns},
 	{"pid1-default-caps", pid1Scenario()},
 	{"pid1-sys-ptrace", pid1Scenario("SYS_PTRACE")},
 	{"pid1-sys-admin", pid1Scenario("SYS_ADMIN")},
@@ -378,5 +379,54 @@ func criShimKilled(r *criRow) []string {
 			_ = os.Remove(sock)
 		}
 	}
+	return r.notes
+}
+
+// usernsHostID is the first host id of the user-namespaced pods' 65536 ids (as the kubelet
+// gives each pod with hostUsers: false a range of its own).
+const usernsHostID = 2_000_000
+
+// hostUsers: false (a user namespace of the pod's own, CRI mode POD, 65536 ids) with a pod
+// network: a member runs as the pod's root mapped to the host's usernsHostID, sees the mapping,
+// writes /dev/shm, execs; its process is the host's usernsHostID; a second member shares the
+// user namespace and /dev/shm.
+func criUserns(r *criRow) []string {
+	userns := &runtimeapi.UserNamespace{
+		Mode: runtimeapi.NamespaceMode_POD,
+		Uids: []*runtimeapi.IDMapping{{HostId: usernsHostID, ContainerId: 0, Length: 65536}},
+		Gids: []*runtimeapi.IDMapping{{HostId: usernsHostID, ContainerId: 0, Length: 65536}},
+	}
+	pod, cfg := r.podWith("userns", func(c *runtimeapi.PodSandboxConfig) {
+		nsOpts(c).Network = runtimeapi.NamespaceMode_POD
+		nsOpts(c).UsernsOptions = userns
+	})
+	member := func(name string) string {
+		cc := containerConfig(name, sleeper...)
+		cc.Linux.SecurityContext = &runtimeapi.LinuxContainerSecurityContext{NamespaceOptions: &runtimeapi.NamespaceOption{
+			Network: runtimeapi.NamespaceMode_POD, Pid: runtimeapi.NamespaceMode_CONTAINER, Ipc: runtimeapi.NamespaceMode_POD,
+			UsernsOptions: userns,
+		}}
+		return r.run(pod, cfg, cc)
+	}
+	a, b := member("a"), member("b")
+	out := func(id string, cmd ...string) string {
+		return strings.TrimSpace(string(r.mustExecSync(id, 0, cmd...).Stdout))
+	}
+	r.note("id inside: %s; uid_map: %q", out(a, "id", "-u"), strings.Join(strings.Fields(out(a, "cat", "/proc/self/uid_map")), " "))
+	r.mustExecSync(a, 0, "sh", "-c", "echo shared > /dev/shm/from-a")
+	r.note("b reads a's /dev/shm file: %q, owned by %q", out(b, "cat", "/dev/shm/from-a"),
+		strings.Fields(out(b, "ls", "-ln", "/dev/shm/from-a"))[2])
+	r.note("a and b share the user namespace: %v", out(a, "readlink", "/proc/self/ns/user") == out(b, "readlink", "/proc/self/ns/user"))
+	status, err := os.ReadFile(fmt.Sprintf("/proc/%d/status", r.containerPid(a)))
+	if err != nil {
+		r.t.Fatal(err)
+	}
+	for _, line := range strings.Split(string(status), "\n") {
+		if v, ok := strings.CutPrefix(line, "Uid:"); ok {
+			r.note("the host sees a's process as uid %s", strings.Fields(v)[0])
+		}
+	}
+	r.note("hostname: %s; resolv.conf readable: %v", out(a, "hostname"), r.mustExecSync(a, 0, "cat", "/etc/resolv.conf") != nil)
+	r.removePod(pod)
 	return r.notes
 }

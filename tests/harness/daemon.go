@@ -124,6 +124,12 @@ func newDaemon(t *testing.T, spec DaemonSpec, p Paths, deps string) *Daemon {
 	if err != nil {
 		t.Fatal(err)
 	}
+	// Traversable by all, as containerd makes /run/containerd (0711): the OCI runtime resolves a
+	// user-namespaced container's rootfs under the state dir as that container's root, a uid of
+	// the host's that is not root.
+	if err := os.Chmod(dir, 0o711); err != nil {
+		t.Fatal(err)
+	}
 	d := &Daemon{
 		Spec:      spec,
 		Paths:     p,
