@@ -166,16 +166,16 @@ lint: ## gofmt, go vet (also of the integration-tagged code) and golangci-lint (
 		echo "golangci-lint not installed ($(GOLANGCI_LINT)): skipped; 'make deps' builds it"; \
 	fi
 
-# The pod holder (pod/holder/*.s) is assembled by `go generate ./pod` into the committed
-# pod/holder_{amd64,arm64}.elf; verify-holder assembles it again and fails if they differ.
+# The pod holder (pod/holder/holder.c) is built by `go generate ./pod` into the committed
+# pod/holder_{amd64,arm64}.elf; verify-holder builds it again and fails if they differ.
 .PHONY: generate verify-holder
-generate: ## regenerate generated files (the pod holder's ELF images; needs binutils-aarch64-linux-gnu)
+generate: ## regenerate generated files (the pod holder's ELF images; needs gcc-aarch64-linux-gnu)
 	@echo "$(WHALE) $@"
 	$(GO) generate ./pod
 
-verify-holder: generate ## check that the committed pod holder images are what their sources assemble to
+verify-holder: generate ## check that the committed pod holder images are what holder.c builds to
 	@git diff --exit-code -- pod/holder_amd64.elf pod/holder_arm64.elf || \
-		{ echo "$(ONI) pod/holder_*.elf differ from pod/holder/*.s: run 'make generate' and commit"; exit 1; }
+		{ echo "$(ONI) pod/holder_*.elf differ from what pod/holder/holder.c builds to: run 'make generate' and commit"; exit 1; }
 
 fmt: ## gofmt -s -w all Go files
 	gofmt -s -w $$(git ls-files --cached --others --exclude-standard '*.go')

@@ -29,8 +29,8 @@ GO=${GO:-go}
 # busybox-static: test image rootfs; containerd: Debian's 1.6 daemon, ctr and runc-v2 shim;
 # crun: a second runtime for BinaryName; criu: checkpoint/restore; the rest builds runc with cgo + seccomp.
 # qemu-user-static: pod tests run the arm64 holder under qemu-aarch64.
-# binutils-aarch64-linux-gnu: `make verify-holder` assembles the arm64 holder (pod/holder).
-APT_PACKAGES=(busybox-static containerd containernetworking-plugins iproute2 criu crun libseccomp-dev pkg-config gcc libc6-dev ca-certificates qemu-user-static binutils-aarch64-linux-gnu)
+# gcc-aarch64-linux-gnu, linux-libc-dev-arm64-cross: `make verify-holder` builds the arm64 holder (pod/holder).
+APT_PACKAGES=(busybox-static containerd containernetworking-plugins iproute2 criu crun libseccomp-dev pkg-config gcc libc6-dev ca-certificates qemu-user-static gcc-aarch64-linux-gnu linux-libc-dev-arm64-cross)
 
 CONTAINERD_MOD=github.com/containerd/containerd/v2
 CONTAINERD_TAGS=no_btrfs

@@ -197,7 +197,7 @@ func (c *Config) securityContextField(f field) error {
 }
 
 // namespaceOptionField decodes NamespaceOption: network = 1, pid = 2, ipc = 3, userns_options = 5
-// (UserNamespace: mode = 1).
+// (UserNamespace: mode = 1, uids = 2, gids = 3: repeated IDMapping).
 func (c *Config) namespaceOptionField(f field) error {
 	var err error
 	switch f.num {
@@ -211,13 +211,43 @@ func (c *Config) namespaceOptionField(f field) error {
 		c.HasUserns = true
 		err = message(f, func(f field) error {
 			var err error
-			if f.num == 1 {
+			switch f.num {
+			case 1:
 				c.Userns, err = f.mode()
+			case 2, 3:
+				var m IDMap
+				if err = message(f, m.field); err == nil && f.num == 2 {
+					c.UIDs = append(c.UIDs, m)
+				} else if err == nil {
+					c.GIDs = append(c.GIDs, m)
+				}
 			}
 			return err
 		})
 	}
 	return err
+}
+
+// field decodes IDMapping: host_id = 1, container_id = 2, length = 3 (uint32 varints).
+func (m *IDMap) field(f field) error {
+	if f.num < 1 || f.num > 3 {
+		return nil
+	}
+	if err := f.want(protowire.VarintType); err != nil {
+		return err
+	}
+	if f.v > 0xffffffff {
+		return fmt.Errorf("field %d: %d does not fit a uint32", f.num, f.v)
+	}
+	switch v := uint32(f.v); f.num {
+	case 1:
+		m.HostID = v
+	case 2:
+		m.ContainerID = v
+	case 3:
+		m.Length = v
+	}
+	return nil
 }
 
 // mapEntry decodes an entry of a map<string, string>: key = 1, value = 2.

@@ -65,9 +65,14 @@ func TestDecodeConfigCRI(t *testing.T) {
 		{"empty", &runtime.PodSandboxConfig{}, Config{}},
 		{"pod userns", &runtime.PodSandboxConfig{Linux: &runtime.LinuxPodSandboxConfig{
 			SecurityContext: &runtime.LinuxSandboxSecurityContext{NamespaceOptions: &runtime.NamespaceOption{
-				Pid: runtime.NamespaceMode_CONTAINER, UsernsOptions: &runtime.UserNamespace{Mode: runtime.NamespaceMode_POD},
+				Pid: runtime.NamespaceMode_CONTAINER, UsernsOptions: &runtime.UserNamespace{Mode: runtime.NamespaceMode_POD,
+					Uids: []*runtime.IDMapping{{HostId: 2000000, ContainerId: 0, Length: 65536}, {HostId: 1, ContainerId: 70000, Length: 1}},
+					Gids: []*runtime.IDMapping{{HostId: 3000000, ContainerId: 0, Length: 65536}},
+				},
 			}},
-		}}, Config{PID: ModeContainer, Userns: ModePod, HasUserns: true}},
+		}}, Config{PID: ModeContainer, Userns: ModePod, HasUserns: true,
+			UIDs: []IDMap{{ContainerID: 0, HostID: 2000000, Length: 65536}, {ContainerID: 70000, HostID: 1, Length: 1}},
+			GIDs: []IDMap{{ContainerID: 0, HostID: 3000000, Length: 65536}}}},
 		{"empty DNS config", &runtime.PodSandboxConfig{DnsConfig: &runtime.DNSConfig{}}, Config{DNS: &DNSConfig{}}},
 		{"target pid", &runtime.PodSandboxConfig{Linux: &runtime.LinuxPodSandboxConfig{
 			SecurityContext: &runtime.LinuxSandboxSecurityContext{NamespaceOptions: &runtime.NamespaceOption{Pid: runtime.NamespaceMode_TARGET}},

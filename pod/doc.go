@@ -10,17 +10,17 @@
 //
 // # The holder
 //
-// A static ELF executable of about 1.4 KiB, assembled from holder/amd64.s and holder/arm64.s
-// (go generate; the images are committed and embedded), written into a sealed memfd once per
-// shim process and executed as /proc/self/fd/4. It is forked from a thread locked to a
-// goroutine that first enters the pod's namespaces and applies its sysctls, and that ends with
-// its thread (holder.go); it gets a mount namespace of its own. It confines itself (an empty
-// read-only root, no capability, uid and gid 65535, not dumpable, no_new_privs, a seccomp
-// filter allowing read, write, close and exit), reports on fd 5, and blocks reading fd 3, the
-// read end of a pipe whose write end only the shim holds: it exits 0 when Stop closes that end,
-// or when the shim dies. The shim then puts it in the pod's cgroup with a sandbox's OOM score
-// (placement.go). Idle it costs 4-8 kB of anonymous memory, one page of code shared by all
-// holders, and its kernel structures.
+// A static, freestanding C program of about 4 KiB (holder/holder.c), built for amd64 and arm64
+// by go generate (the images are committed and embedded), written into a sealed memfd once per
+// shim process and executed as /proc/self/fd/4. The shim hands it its configuration and the
+// pod's network and user namespaces; it makes the pod's namespaces (inside the pod's user
+// namespace, if it has one; a new PID namespace through a fork, its child being the holder),
+// confines itself (an empty read-only root, no capability, uid and gid 65535, not dumpable,
+// no_new_privs, a seccomp filter allowing read, write, close and exit), reports on fd 5, and
+// blocks reading fd 3, the read end of a pipe whose write end only the shim holds: it exits 0
+// when Stop closes that end, or when the shim dies (holder.go). The shim then puts it in the
+// pod's cgroup with a sandbox's OOM score (placement.go). Idle it costs 8 kB of anonymous
+// memory, one page of code shared by all holders, and its kernel structures.
 //
 // # Files in the bundle
 //
@@ -32,7 +32,8 @@
 //
 // Pod.opMu serialises Start, Stop and Release and is taken before Pod.mu, which guards the
 // pod's state for as long as a field access. Each started pod has one goroutine, watch, which
-// waits for the holder's exit through pkg/shim's reaper (reaper.Default) and then marks the pod
-// Stopped and closes Done; it takes only Pod.mu and ends with the holder. The thread that
-// forks a holder lives for the duration of Start. Set.mu guards the set's map only.
+// waits for the holder's exit through pkg/shim's reaper (reaper.Default: a subscription that it
+// drains, the exit of the process that forked the holder included) and then marks the pod
+// Stopped and closes Done; it takes only Pod.mu and ends with the holder. Set.mu guards the
+// set's maps only.
 package pod

@@ -5,11 +5,10 @@ package pod
 import (
 	"errors"
 	"fmt"
-	"io"
 	"os"
 	"os/exec"
-	"path/filepath"
-	"runtime"
+	"strconv"
+	"strings"
 	"sync"
 	"syscall"
 	"time"
@@ -21,7 +20,7 @@ import (
 )
 
 // holderComm is the name the holder gives itself (at most 15 bytes: TASK_COMM_LEN - 1), as its
-// code names itself (holder/*.s).
+// code names itself (holder/holder.c).
 const holderComm = "pod-holder"
 
 //go:generate sh holder/gen.sh
@@ -83,217 +82,295 @@ func sealedMemfd(name string, b []byte) (*os.File, error) {
 	return f, nil
 }
 
-// nsSpec says which namespaces the holder gets and what is set up in them.
+// nsSpec says which namespaces the holder gets and what is set up in them (holder/holder.c
+// does it, in the order its setup says).
 type nsSpec struct {
-	id             string   // the sandbox's, in the holder's argv
-	newIPC, newUTS bool     // unshare a new IPC / UTS namespace
-	newPID         bool     // start the holder as PID 1 of a new PID namespace
-	hostname       string   // set in the new UTS namespace if not ""
-	netns          *os.File // the network namespace to enter, nil for the shim's own (the host's)
-	sysctls        []sysctl
+	id string // the sandbox's, in the holder's argv
+	// unshare holds the CLONE_NEW* flags of the namespaces of the pod's own (IPC, UTS, PID),
+	// made inside the user namespace if the pod has one.
+	unshare  uintptr
+	hostname string   // set in the new UTS namespace if not ""
+	netns    *os.File // the network namespace to enter first, nil for the shim's own (the host's)
+	userns   *os.File // the user namespace to enter then (the owner of netns), or nil
+	// newUserns, without userns: a user namespace made for the holder with these maps (a pod
+	// with a user namespace and the host's network: no namespace of CRI's owns it).
+	newUserns  bool
+	uids, gids []IDMap
+	sysctls    []sysctl
 }
 
-// enter moves the calling thread into the pod's IPC, UTS and network namespaces and applies the
-// pod's sysctls there. The thread must be locked to its goroutine and never unlocked: its
-// namespaces are no longer the shim's, so it must end with the goroutine (runtime.LockOSThread:
-// a goroutine that exits locked takes its thread with it). Each of these namespaces is a
-// property of the thread (unshare(2), setns(2) act on the caller only), and so is what a
-// namespaced sysctl under /proc/sys resolves to: the kernel looks up /proc/sys/net and the IPC
-// and UTS entries in the namespaces of the task that opens them (root tests check each).
-func (s *nsSpec) enter() error {
-	var flags int
-	if s.newIPC {
-		flags |= unix.CLONE_NEWIPC
-	}
-	if s.newUTS {
-		flags |= unix.CLONE_NEWUTS
-	}
-	if flags != 0 {
-		if err := unix.Unshare(flags); err != nil {
-			return fmt.Errorf("unshare: %w", err)
-		}
-	}
-	if s.newUTS && s.hostname != "" {
-		if err := unix.Sethostname([]byte(s.hostname)); err != nil {
-			return fmt.Errorf("sethostname %q: %w", s.hostname, err)
-		}
-	}
+// config renders s as the holder reads it on fd 6 (holder/holder.c: read_config).
+func (s *nsSpec) config() []byte {
+	var b []byte
 	if s.netns != nil {
-		if err := unix.Setns(int(s.netns.Fd()), unix.CLONE_NEWNET); err != nil {
-			return fmt.Errorf("setns %s: %w", s.netns.Name(), err)
-		}
+		b = append(b, "netns\n"...)
+	}
+	if s.userns != nil {
+		b = append(b, "userns\n"...)
+	}
+	b = fmt.Appendf(b, "unshare %d\n", s.unshare)
+	if s.hostname != "" {
+		b = fmt.Appendf(b, "hostname %s\n", s.hostname)
 	}
 	for _, sc := range s.sysctls {
-		if err := sc.apply(); err != nil {
-			return err
-		}
+		b = fmt.Appendf(b, "sysctl %s %s\n", strings.TrimPrefix(sc.path, "/proc/sys/"), sc.value)
 	}
-	return nil
-}
-
-// openNetns opens the network namespace at path and checks it is one: a file of nsfs (fstatfs)
-// of type CLONE_NEWNET (the NS_GET_NSTYPE ioctl; kernels before 4.11 lack it, and any nsfs
-// file is taken). Anything else is InvalidArgument naming path. The open file pins the
-// namespace: it lives on after its bind mount is gone.
-func openNetns(path string) (*os.File, error) {
-	bad := func(why string, err error) error {
-		if err != nil {
-			why += ": " + err.Error()
-		}
-		return fmt.Errorf("network namespace %s: %s: %w", path, why, errdefs.ErrInvalidArgument)
-	}
-	if !filepath.IsAbs(path) {
-		return nil, bad("not an absolute path", nil)
-	}
-	f, err := os.OpenFile(path, os.O_RDONLY|unix.O_CLOEXEC, 0)
-	if err != nil {
-		return nil, bad("cannot open it", err)
-	}
-	var st unix.Statfs_t
-	if err := unix.Fstatfs(int(f.Fd()), &st); err != nil || st.Type != unix.NSFS_MAGIC {
-		_ = f.Close()
-		return nil, bad("not a namespace", err)
-	}
-	if t, err := unix.IoctlRetInt(int(f.Fd()), unix.NS_GET_NSTYPE); err == nil && t != unix.CLONE_NEWNET {
-		_ = f.Close()
-		return nil, bad("not a network namespace", nil)
-	}
-	return f, nil
+	return b
 }
 
 // holder is a running holder process.
 type holder struct {
 	pid int            // in the shim's PID namespace
-	cmd *exec.Cmd      // its Process is used under procMu only
 	ec  chan runc.Exit // the reaper's subscription; wait consumes it
+	// stage is the process the shim started: the holder itself, or, with a PID namespace of the
+	// pod's own, its parent, which forks the holder (a child of the shim's too: CLONE_PARENT)
+	// and exits. Its exit is awaited (and its handle released) by wait.
+	stage *exec.Cmd
 	// hold is the pipe's write end, the holder's life line: closing it (release) makes the
 	// holder exit. Only the shim has it (close-on-exec). Owned by the Pod's opMu.
 	hold *os.File
 
-	// procMu serialises kill with the release of cmd.Process after the exit (os.Process.Release
-	// writes its Pid field, which Signal reads).
+	// procMu serialises kill with the release of proc after the exit (os.Process.Release writes
+	// its fields, which Signal reads).
 	procMu   sync.Mutex
-	released bool // guarded by procMu
+	proc     *os.Process // the holder's handle (a pidfd); guarded by procMu
+	released bool        // guarded by procMu
 }
 
 // holderReportTimeout bounds the wait for the holder's report (it confines itself in a few
 // dozen system calls; this matters only for a holder stopped or stuck in the kernel).
 const holderReportTimeout = 5 * time.Second
 
-// startHolder starts a holder in the namespaces s describes: from a goroutine locked to a thread
-// of its own, which enters the namespaces and forks the holder (which inherits the thread's
-// namespaces; CLONE_NEWNS gives it a mount namespace of its own, CLONE_NEWPID makes it PID 1 of
-// a new PID namespace), then ends with its thread. The holder is started through pkg/shim's
-// reaper, which reaps every child of the shim. startHolder returns once the holder has confined
-// itself (holder/amd64.s: an empty read-only root, no capability, uid and gid 65535, not
+// startHolder starts a holder in the namespaces s describes and returns once it has confined
+// itself (holder/holder.c: an empty read-only root, no capability, uid and gid 65535, not
 // dumpable, no_new_privs, its seccomp filter) and said so on its report pipe; a holder that
-// fails a step is reaped and its step and errno returned.
+// fails a step is reaped and the step and errno returned. The processes are started through
+// pkg/shim's reaper, which reaps every child of the shim.
 func startHolder(s nsSpec) (*holder, error) {
 	exe, err := holderExecutable()
 	if err != nil {
 		return nil, err
 	}
+	var files pipes
+	defer files.close()
 	// A blocking pipe from the start (pipe2 without O_NONBLOCK): a non-blocking read end would
-	// have the holder read EAGAIN and exit. (os.Pipe's ends are non-blocking, and only os/exec's
-	// call of File.Fd happens to switch the read end back; this does not rely on it.)
-	var p [2]int
-	if err := unix.Pipe2(p[:], unix.O_CLOEXEC); err != nil {
-		return nil, fmt.Errorf("pipe: %w", err)
-	}
-	r, w := os.NewFile(uintptr(p[0]), "holder-r"), os.NewFile(uintptr(p[1]), "holder-w")
-	defer func() { _ = r.Close() }()
-	// The report pipe: the holder writes two bytes to its end (fd 5) once it is confined, or
-	// when a step fails; the read end is pollable, so the read can time out.
-	reportR, reportW, err := os.Pipe()
+	// have the holder read EAGAIN and exit. Only the holder reads it.
+	lifeR, lifeW, err := files.pipe2()
 	if err != nil {
-		_ = w.Close()
-		return nil, fmt.Errorf("pipe: %w", err)
+		return nil, err
 	}
-	defer func() { _ = reportR.Close() }()
-	cmd := holderCmd(s, r, exe, reportW)
-
-	type started struct {
-		ec  chan runc.Exit
-		err error
+	// The report pipe: the read end is pollable, so the read can time out.
+	reportR, reportW, err := files.osPipe()
+	if err != nil {
+		return nil, err
 	}
-	res := make(chan started, 1)
-	go func() {
-		runtime.LockOSThread() // never unlocked: see nsSpec.enter
-		if err := s.enter(); err != nil {
-			res <- started{err: err}
-			return
-		}
-		ec, err := reaper.Default.Start(cmd)
-		res <- started{ec, err}
-	}()
-	out := <-res
-	_ = reportW.Close()
-	if out.err != nil {
-		_ = w.Close()
-		return nil, out.err
+	cfgR, cfgW, err := files.osPipe()
+	if err != nil {
+		return nil, err
 	}
-	h := &holder{pid: cmd.Process.Pid, cmd: cmd, ec: out.ec, hold: w}
-	if err := readReport(reportR); err != nil {
+	cfg := s.config()
+	if len(cfg) >= holderConfigMax {
+		return nil, fmt.Errorf("holder configuration of %d bytes: at most %d: %w", len(cfg), holderConfigMax-1, errdefs.ErrInvalidArgument)
+	}
+	if _, err := cfgW.Write(cfg); err != nil { // a pipe holds 64 KiB
+		return nil, fmt.Errorf("write holder configuration: %w", err)
+	}
+	_ = cfgW.Close()
+	cmd := holderCmd(&s, lifeR, exe, reportW, cfgR)
+	ec, err := reaper.Default.Start(cmd)
+	if err != nil {
+		return nil, fmt.Errorf("start holder: %w", err)
+	}
+	files.keep(lifeW)
+	for _, f := range []*os.File{lifeR, reportW, cfgR} { // the child's ends
+		_ = f.Close()
+		files.keep(f)
+	}
+	h := &holder{pid: cmd.Process.Pid, ec: ec, stage: cmd, hold: lifeW, proc: cmd.Process}
+	pid, err := readReport(reportR, s.unshare&unix.CLONE_NEWPID != 0)
+	if err != nil {
 		return nil, fmt.Errorf("holder pid %d: %w (exit status %d)", h.pid, err, h.abort())
+	}
+	if pid != 0 && pid != h.pid {
+		// The holder is the stage's child: a handle of its own (os.FindProcess opens a pidfd).
+		// Between its report and this it has not exited: it waits for its life line.
+		proc, err := os.FindProcess(pid)
+		if err != nil {
+			return nil, fmt.Errorf("holder pid %d: %w (exit status %d)", pid, err, h.abort())
+		}
+		h.pid, h.proc = pid, proc
 	}
 	return h, nil
 }
 
-// holderSteps names the holder's steps by their number in its report (holder/common.inc).
-var holderSteps = []string{1: "ignore SIGCHLD", "set its name", "close its stdio and image", "make its mounts private",
-	"mount its root tmpfs", "chdir into it", "pivot_root", "unmount the old root", "chdir /",
-	"drop the bounding set", "clear the ambient set", "setgroups", "setresgid", "setresuid", "capset",
-	"make itself not dumpable", "set no_new_privs", "install its seccomp filter"}
+// holderConfigMax is the size of the holder's configuration buffer (holder.c: CONFIG_MAX).
+const holderConfigMax = 4096
 
-// readReport reads the holder's report: {0, 0} once it is confined, {step, errno} when a step
-// failed; EOF before two bytes means it died (its exit status tells how).
-func readReport(f *os.File) error {
-	_ = f.SetReadDeadline(time.Now().Add(holderReportTimeout))
-	var b [2]byte
-	if _, err := io.ReadFull(f, b[:]); err != nil {
-		return fmt.Errorf("no report from the holder: %w", err)
+// pipes owns the fds startHolder opens until it hands them on.
+type pipes struct{ fs []*os.File }
+
+// pipe2 returns a blocking pipe (close-on-exec).
+func (p *pipes) pipe2() (r, w *os.File, err error) {
+	var fds [2]int
+	if err := unix.Pipe2(fds[:], unix.O_CLOEXEC); err != nil {
+		return nil, nil, fmt.Errorf("pipe: %w", err)
 	}
-	if b[0] == 0 {
-		return nil
-	}
-	step := fmt.Sprintf("step %d", b[0])
-	if int(b[0]) < len(holderSteps) {
-		step = holderSteps[b[0]]
-	}
-	return fmt.Errorf("holder failed to %s: %w", step, unix.Errno(b[1]))
+	r, w = os.NewFile(uintptr(fds[0]), "pipe-r"), os.NewFile(uintptr(fds[1]), "pipe-w")
+	p.fs = append(p.fs, r, w)
+	return r, w, nil
 }
+
+// osPipe returns a pipe whose ends the runtime polls.
+func (p *pipes) osPipe() (r, w *os.File, err error) {
+	r, w, err = os.Pipe()
+	if err != nil {
+		return nil, nil, fmt.Errorf("pipe: %w", err)
+	}
+	p.fs = append(p.fs, r, w)
+	return r, w, nil
+}
+
+// keep takes f out of the set close closes.
+func (p *pipes) keep(f *os.File) {
+	for i, g := range p.fs {
+		if g == f {
+			p.fs[i] = nil
+		}
+	}
+}
+
+func (p *pipes) close() {
+	for i, f := range p.fs {
+		if f != nil {
+			_ = f.Close()
+			p.fs[i] = nil
+		}
+	}
+}
+
+// readReport reads the holder's report lines (holder.c: report) until "ok" or "fail <step>
+// <errno>" and, when it forks into a new PID namespace (forked), "pid <pid>", which it
+// returns. EOF first means it died (its exit status tells how).
+func readReport(f *os.File, forked bool) (int, error) {
+	_ = f.SetReadDeadline(time.Now().Add(holderReportTimeout))
+	var buf []byte
+	chunk := make([]byte, 256)
+	pid, ok := 0, false
+	for !ok || (forked && pid == 0) {
+		line, rest, found := strings.Cut(string(buf), "\n")
+		if !found {
+			n, err := f.Read(chunk)
+			if err != nil {
+				return 0, fmt.Errorf("no report from the holder: %w", err)
+			}
+			buf = append(buf, chunk[:n]...)
+			continue
+		}
+		buf = []byte(rest)
+		fields := strings.Fields(line)
+		switch {
+		case len(fields) == 1 && fields[0] == "ok":
+			ok = true
+		case len(fields) == 2 && fields[0] == "pid":
+			n, err := strconv.Atoi(fields[1])
+			if err != nil || n <= 0 {
+				return 0, fmt.Errorf("holder report %q", line)
+			}
+			pid = n
+		case len(fields) >= 3 && fields[0] == "fail":
+			return 0, holderFailure(fields[1:])
+		default:
+			return 0, fmt.Errorf("holder report %q", line)
+		}
+	}
+	return pid, nil
+}
+
+// holderFailure makes the error of a failed step: "<step words> <errno>", or "sysctl <index>
+// <errno>" (the index of the sysctl in the configuration; the caller names it).
+func holderFailure(fields []string) error {
+	n, err := strconv.Atoi(fields[len(fields)-1])
+	if err != nil {
+		return fmt.Errorf("holder failed: %q", strings.Join(fields, " "))
+	}
+	errno := unix.Errno(n)
+	if fields[0] == "sysctl" && len(fields) == 3 {
+		i, _ := strconv.Atoi(fields[1])
+		return &sysctlError{index: i, errno: errno}
+	}
+	return fmt.Errorf("holder failed to %s: %w", strings.Join(fields[:len(fields)-1], " "), errno)
+}
+
+// sysctlError is a sysctl the holder could not write: the index-th of its configuration.
+type sysctlError struct {
+	index int
+	errno unix.Errno
+}
+
+func (e *sysctlError) Error() string {
+	return fmt.Sprintf("holder failed to write sysctl %d: %v", e.index, e.errno)
+}
+
+func (e *sysctlError) Unwrap() error { return e.errno }
 
 // holderCmd is the command that runs the holder: the memfd exe becomes the child's fd 4 and is
 // executed as /proc/self/fd/4 (os/exec dup2s ExtraFiles onto fds 3, 4, ... in the child before
 // the exec, so the memfd's number in the shim could be overwritten; fd 4 cannot), the life
-// line's read end r its fd 3, the report pipe's write end report its fd 5. No environment (it
-// would be copied onto the holder's stack), a session of its own. The holder closes fds 0-2 and
-// 4 itself, and leaves the cwd and root of the shim behind with the host's mounts.
-func holderCmd(s nsSpec, r, exe, report *os.File) *exec.Cmd {
-	attr := &syscall.SysProcAttr{Setsid: true, Cloneflags: unix.CLONE_NEWNS}
-	if s.newPID {
-		attr.Cloneflags |= unix.CLONE_NEWPID
+// line's read end its fd 3, the report pipe's write end its fd 5, the configuration its fd 6,
+// the network and user namespaces (if any) its fds 7 and 8. No environment (it would be copied
+// onto the holder's stack), a session of its own. The holder closes every fd but 3 and 5 itself,
+// and leaves the cwd and root of the shim behind with the host's mounts.
+func holderCmd(s *nsSpec, life, exe, report, cfg *os.File) *exec.Cmd {
+	attr := &syscall.SysProcAttr{Setsid: true}
+	if s.newUserns {
+		// A new user namespace with the pod's maps, and the child as its root (uid and gid 0
+		// there: the shim's root is not mapped in it) so that it keeps its capabilities there
+		// across the exec.
+		attr.Cloneflags = unix.CLONE_NEWUSER
+		attr.UidMappings, attr.GidMappings = idMaps(s.uids), idMaps(s.gids)
+		attr.GidMappingsEnableSetgroups = true
+		attr.Credential = &syscall.Credential{Uid: 0, Gid: 0, NoSetGroups: true}
 	}
 	return &exec.Cmd{
 		Path:        "/proc/self/fd/4",
 		Args:        []string{holderComm, s.id},
 		Env:         []string{},
 		Dir:         "/",
-		ExtraFiles:  []*os.File{r, exe, report},
+		ExtraFiles:  []*os.File{life, exe, report, cfg, s.netns, s.userns},
 		SysProcAttr: attr,
 	}
 }
 
-// wait blocks until the reaper reports the holder's exit and returns its status (128+signal if
-// it was killed), then lets go of the process handle (and its pidfd). Call it once.
-func (h *holder) wait() int {
-	status, err := reaper.Default.Wait(h.cmd, h.ec)
-	if err != nil {
-		status = -1 // the reaper closed the subscription: nothing will report the exit
+func idMaps(m []IDMap) []syscall.SysProcIDMap {
+	out := make([]syscall.SysProcIDMap, len(m))
+	for i, e := range m {
+		out[i] = syscall.SysProcIDMap{ContainerID: int(e.ContainerID), HostID: int(e.HostID), Size: int(e.Length)}
 	}
+	return out
+}
+
+// wait blocks until the reaper reports the holder's exit and returns its status (128+signal if
+// it was killed), then lets go of its handles; the stage's exit (when the holder is its child)
+// is consumed on the way. Call it once.
+func (h *holder) wait() int {
+	status := -1 // the reaper closed the subscription: nothing will report the exit
+	for e := range h.ec {
+		if e.Pid == h.stage.Process.Pid && h.stage.Process != h.proc {
+			_ = h.stage.Wait() // reaped already: releases its handle
+		}
+		if e.Pid == h.pid {
+			status = e.Status
+			break
+		}
+	}
+	reaper.Default.Unsubscribe(h.ec)
 	h.procMu.Lock()
 	h.released = true
-	_ = h.cmd.Process.Release()
+	if h.proc == h.stage.Process {
+		_ = h.stage.Wait()
+	} else {
+		_ = h.proc.Release()
+	}
 	h.procMu.Unlock()
 	return status
 }
@@ -321,6 +398,6 @@ func (h *holder) kill() {
 	h.procMu.Lock()
 	defer h.procMu.Unlock()
 	if !h.released {
-		_ = h.cmd.Process.Signal(unix.SIGKILL)
+		_ = h.proc.Signal(unix.SIGKILL)
 	}
 }

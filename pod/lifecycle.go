@@ -11,6 +11,7 @@ import (
 	"time"
 
 	"github.com/containerd/errdefs"
+	"golang.org/x/sys/unix"
 )
 
 // Bounds on Stop's wait for the holder (it exits within microseconds of reading EOF; these
@@ -33,7 +34,9 @@ type Pod struct {
 	opMu sync.Mutex
 	// netnsFile pins the pod's network namespace (Options.NetNSPath) from New until Stop: the
 	// holder enters it through this fd, so the caller may remove the path's bind mount first.
-	netnsFile *os.File
+	// usernsFile, for a pod with a user namespace, is the one that owns it (CRI makes a
+	// user-namespaced pod's network namespace inside the pod's user namespace).
+	netnsFile, usernsFile *os.File
 
 	mu       sync.Mutex // guards the fields below
 	state    State
@@ -62,12 +65,9 @@ func New(opts Options) (*Pod, error) {
 		id: opts.ID, bundle: opts.Bundle, netns: opts.NetNSPath, cfg: cfg,
 		created: time.Now(), done: make(chan struct{}),
 	}
-	if opts.NetNSPath != "" {
-		f, err := openNetns(opts.NetNSPath)
-		if err != nil {
-			return nil, fmt.Errorf("sandbox %s: %w", p.id, err)
-		}
-		p.netnsFile = f
+	if err := p.pinNamespaces(); err != nil {
+		p.unpinNetns()
+		return nil, fmt.Errorf("sandbox %s: %w", p.id, err)
 	}
 	if err := p.setUp(); err != nil {
 		p.unpinNetns()
@@ -107,15 +107,11 @@ func (p *Pod) Start(ctx context.Context) error {
 	if err != nil {
 		return fmt.Errorf("sandbox %s: %w", p.id, err)
 	}
-	h, err := startHolder(nsSpec{
-		id:       p.id,
-		newIPC:   p.cfg.IPC != ModeNode,
-		newUTS:   p.cfg.Network != ModeNode,
-		newPID:   p.cfg.PID == ModePod,
-		hostname: p.cfg.Hostname,
-		netns:    p.netnsFile,
-		sysctls:  sysctls,
-	})
+	h, err := startHolder(p.nsSpec(sysctls))
+	var se *sysctlError
+	if errors.As(err, &se) && se.index < len(sysctls) {
+		err = sysctls[se.index].failed(se.errno)
+	}
 	if err != nil {
 		return fmt.Errorf("sandbox %s: start holder: %w", p.id, err)
 	}
@@ -128,6 +124,29 @@ func (p *Pod) Start(ctx context.Context) error {
 	p.mu.Unlock()
 	go p.watch(h)
 	return nil
+}
+
+// nsSpec is what the holder makes of the pod's namespaces: IPC of its own unless IPC is
+// ModeNode, UTS unless Network is ModeNode (host network means the host's UTS), PID with PID
+// ModePod; the pinned network namespace; with a user namespace, the one owning that network
+// namespace, or, with the host's network, a new one with the pod's maps.
+func (p *Pod) nsSpec(sysctls []sysctl) nsSpec {
+	s := nsSpec{id: p.id, hostname: p.cfg.Hostname, netns: p.netnsFile, userns: p.usernsFile, sysctls: sysctls}
+	if p.cfg.IPC != ModeNode {
+		s.unshare |= unix.CLONE_NEWIPC
+	}
+	if p.cfg.Network != ModeNode {
+		s.unshare |= unix.CLONE_NEWUTS
+	} else {
+		s.hostname = ""
+	}
+	if p.cfg.PID == ModePod {
+		s.unshare |= unix.CLONE_NEWPID
+	}
+	if p.cfg.usernsPod() && p.usernsFile == nil {
+		s.newUserns, s.uids, s.gids = true, p.cfg.UIDs, p.cfg.GIDs
+	}
+	return s
 }
 
 // watch records the holder's exit: the pod is Stopped from then on. It is the pod's only
@@ -178,11 +197,40 @@ func (p *Pod) stop(ctx context.Context) error {
 	return nil
 }
 
-// unpinNetns closes the pod's pin of its network namespace; the caller holds opMu (or owns p).
+// pinNamespaces opens the pod's network namespace and, for a pod with a user namespace and a
+// network of its own, the user namespace that owns it: it must not be the shim's (a network
+// namespace of the host's user namespace cannot be the pod's: InvalidArgument).
+func (p *Pod) pinNamespaces() error {
+	if p.netns == "" {
+		return nil
+	}
+	f, err := openNetns(p.netns)
+	if err != nil {
+		return err
+	}
+	p.netnsFile = f
+	if !p.cfg.usernsPod() {
+		return nil
+	}
+	u, err := ownerUserns(f)
+	if err != nil {
+		return err
+	}
+	if u == nil {
+		return fmt.Errorf("network namespace %s is owned by the host's user namespace, not the pod's: %w", p.netns, errdefs.ErrInvalidArgument)
+	}
+	p.usernsFile = u
+	return nil
+}
+
+// unpinNetns closes the pod's pins of its network and user namespaces; the caller holds opMu
+// (or owns p).
 func (p *Pod) unpinNetns() {
-	if p.netnsFile != nil {
-		_ = p.netnsFile.Close()
-		p.netnsFile = nil
+	for _, f := range []**os.File{&p.netnsFile, &p.usernsFile} {
+		if *f != nil {
+			_ = (*f).Close()
+			*f = nil
+		}
 	}
 }
 

@@ -33,9 +33,16 @@ type Config struct {
 	CgroupParent         string
 	Sysctls              map[string]string
 	Network, PID, IPC    NamespaceMode
-	// Userns is the user namespace mode; HasUserns is false when the pod asked for none.
-	Userns    NamespaceMode
-	HasUserns bool
+	// Userns is the user namespace mode; HasUserns is false when the pod asked for none. With
+	// ModePod, UIDs and GIDs map the pod's ids to the host's (CRI's UserNamespace).
+	Userns     NamespaceMode
+	HasUserns  bool
+	UIDs, GIDs []IDMap
+}
+
+// IDMap maps Length ids from ContainerID in a pod's user namespace to HostID on the host.
+type IDMap struct {
+	ContainerID, HostID, Length uint32
 }
 
 // Options describe a pod to create.

@@ -12,6 +12,7 @@ import (
 	"path/filepath"
 	"strconv"
 	"strings"
+	"syscall"
 	"testing"
 	"time"
 
@@ -471,5 +472,119 @@ func expectOOMScore(t *testing.T, pid int) {
 	}
 	if err := os.WriteFile(path, []byte(strconv.Itoa(adj-1)), 0); !errors.Is(err, os.ErrPermission) {
 		t.Errorf("holder's oom_score_adj %d, but %d is allowed too (%v): not the lowest", adj, adj-1, err)
+	}
+}
+
+// usernsNetns makes what CRI makes for a user-namespaced pod with a network of its own: a
+// network namespace inside a new user namespace with maps (here 0 → 100000, 65536 ids), bound
+// to a file of the test's.
+func usernsNetns(t *testing.T, maps []IDMap) string {
+	t.Helper()
+	cmd := exec.Command("sleep", "60")
+	cmd.SysProcAttr = &syscall.SysProcAttr{Cloneflags: unix.CLONE_NEWUSER | unix.CLONE_NEWNET,
+		UidMappings: idMaps(maps), GidMappings: idMaps(maps)}
+	ec, err := reaper.Default.Start(cmd)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer func() { _ = cmd.Process.Kill(); _, _ = reaper.Default.Wait(cmd, ec) }()
+	path := filepath.Join(t.TempDir(), "netns")
+	if err := os.WriteFile(path, nil, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	if err := unix.Mount(nsPath(cmd.Process.Pid, "net"), path, "", unix.MS_BIND, ""); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = unix.Unmount(path, unix.MNT_DETACH) })
+	return path
+}
+
+// ownerIno is the inode of the user namespace that owns the namespace at path.
+func ownerIno(t *testing.T, path string) uint64 {
+	t.Helper()
+	f, err := os.Open(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer f.Close()
+	u, err := ownerUserns(f)
+	if err != nil || u == nil {
+		t.Fatalf("owner of %s: %v (the host's: %v)", path, err, u == nil)
+	}
+	defer u.Close()
+	var st unix.Stat_t
+	if err := unix.Fstat(int(u.Fd()), &st); err != nil {
+		t.Fatal(err)
+	}
+	return st.Ino
+}
+
+// A pod with a user namespace: with a network of its own, the holder joins the user namespace
+// that owns it (as CRI makes it) and makes its IPC, UTS and PID namespaces inside it (members in
+// it must own them); with the host's network, a user namespace is made with the pod's maps. In
+// both the holder runs as 65535 of the pod (the host's 100000 + 65535), PID 1 of the pod, with
+// the pod's hostname.
+func TestUsernsPod(t *testing.T) {
+	requireRoot(t)
+	maps := []IDMap{{ContainerID: 0, HostID: 100000, Length: 65536}}
+	for _, tc := range []struct {
+		name    string
+		network NamespaceMode
+	}{{"pod-network", ModePod}, {"host-network", ModeNode}} {
+		t.Run(tc.name, func(t *testing.T) {
+			ctx := t.Context()
+			netns := ""
+			if tc.network == ModePod {
+				netns = usernsNetns(t, maps)
+			}
+			p, err := New(Options{ID: "userns-" + tc.name, Bundle: t.TempDir(), NetNSPath: netns, Config: &Config{
+				Hostname: "userns-pod", Network: tc.network, PID: ModePod, HasUserns: true, Userns: ModePod, UIDs: maps, GIDs: maps,
+			}})
+			if err != nil {
+				t.Fatal(err)
+			}
+			t.Cleanup(func() { _ = p.Release(ctx) })
+			if err := p.Start(ctx); err != nil {
+				t.Fatal(err)
+			}
+			h := p.Status().Pid
+			if m := strings.Fields(readProc(t, h, "uid_map")); len(m) != 3 || m[0] != "0" || m[1] != "100000" || m[2] != "65536" {
+				t.Errorf("holder's uid_map %q", m)
+			}
+			user := nsIno(t, nsPath(h, "user"))
+			if netns != "" && ownerIno(t, netns) != user {
+				t.Error("the holder is not in the user namespace that owns the pod's network namespace")
+			}
+			for _, ns := range []string{"ipc", "pid", "mnt"} {
+				if ownerIno(t, nsPath(h, ns)) != user {
+					t.Errorf("the holder's %s namespace is not owned by the pod's user namespace", ns)
+				}
+			}
+			if uid := statusLine(t, h, "Uid"); uid != "165535\t165535\t165535\t165535" {
+				t.Errorf("holder's uid %q, want 65535 of the pod (165535)", uid)
+			}
+			if nspid := statusLine(t, h, "NSpid"); nspid != fmt.Sprintf("%d\t1", h) {
+				t.Errorf("NSpid %q, want PID 1 of the pod", nspid)
+			}
+			if tc.network == ModePod {
+				if got := strings.TrimSpace(mustRun(t, "nsenter", "-u", "-t", strconv.Itoa(h), "hostname")); got != "userns-pod" {
+					t.Errorf("hostname inside %q", got)
+				}
+			}
+			expectCapsDropped(t, h)
+			if err := p.Stop(ctx); err != nil {
+				t.Fatal(err)
+			}
+		})
+	}
+}
+
+// expectCapsDropped checks every capability set of pid is empty.
+func expectCapsDropped(t *testing.T, pid int) {
+	t.Helper()
+	for _, k := range []string{"CapInh", "CapPrm", "CapEff", "CapBnd", "CapAmb"} {
+		if v := statusLine(t, pid, k); v != "0000000000000000" {
+			t.Errorf("%s %s", k, v)
+		}
 	}
 }

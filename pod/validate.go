@@ -3,10 +3,10 @@
 package pod
 
 import (
-	"errors"
 	"fmt"
 	"os"
 	"path/filepath"
+	"slices"
 	"sort"
 	"strings"
 
@@ -43,6 +43,9 @@ func validate(o *Options, cfg *Config) error {
 	if err := validateModes(cfg); err != nil {
 		return fmt.Errorf("sandbox %s: %w", o.ID, err)
 	}
+	if len(cfg.Hostname) > hostnameMax || strings.ContainsAny(cfg.Hostname, "\x00\n") {
+		return fmt.Errorf("sandbox %s: hostname %q: longer than %d bytes or with a newline: %w", o.ID, cfg.Hostname, hostnameMax, errdefs.ErrInvalidArgument)
+	}
 	if _, err := holderImage(); err != nil {
 		return fmt.Errorf("sandbox %s: %w", o.ID, err)
 	}
@@ -69,7 +72,7 @@ func validateModes(c *Config) error {
 		switch c.Userns {
 		case ModeNode:
 		case ModePod:
-			return fmt.Errorf("user namespace (mode POD) asked for: pause-less pods do not support user namespaces: %w", errdefs.ErrInvalidArgument)
+			return validateIDMaps(c)
 		default:
 			return fmt.Errorf("user namespace mode %d: %w", c.Userns, errdefs.ErrInvalidArgument)
 		}
@@ -77,30 +80,57 @@ func validateModes(c *Config) error {
 	return nil
 }
 
-// sysctl is one of the pod's sysctls, to be written to path (under /proc/sys) from a thread in
+// usernsPod reports whether the pod asked for a user namespace of its own.
+func (c *Config) usernsPod() bool { return c.HasUserns && c.Userns == ModePod }
+
+// validateIDMaps checks a user-namespaced pod's maps: at least one uid and one gid range, none
+// empty or overflowing, with 0 (the holder starts as the pod's root) and the holder's ids
+// (holderID: it runs as 65535:65535, as Kubernetes' pause image) inside them: Kubernetes maps
+// the 65536 ids from 0.
+func validateIDMaps(c *Config) error {
+	for _, m := range []struct {
+		kind string
+		maps []IDMap
+	}{{"uid", c.UIDs}, {"gid", c.GIDs}} {
+		if len(m.maps) == 0 {
+			return fmt.Errorf("user namespace: no %s mapping: %w", m.kind, errdefs.ErrInvalidArgument)
+		}
+		for _, e := range m.maps {
+			if e.Length == 0 || uint64(e.ContainerID)+uint64(e.Length) > 1<<32 || uint64(e.HostID)+uint64(e.Length) > 1<<32 {
+				return fmt.Errorf("user namespace: %s mapping %+v: %w", m.kind, e, errdefs.ErrInvalidArgument)
+			}
+		}
+		for _, id := range []uint32{0, holderID} {
+			if !slices.ContainsFunc(m.maps, func(e IDMap) bool { return e.ContainerID <= id && id-e.ContainerID < e.Length }) {
+				return fmt.Errorf("user namespace: the %s mappings do not map %d, an id of the pod's holder: %w", m.kind, id, errdefs.ErrInvalidArgument)
+			}
+		}
+	}
+	return nil
+}
+
+// hostnameMax is the kernel's limit on a hostname (HOST_NAME_MAX).
+const hostnameMax = 64
+
+// holderID is the uid and gid of the holder in its user namespace (holder/holder.c: HOLDER_ID).
+const holderID = 65535
+
+// sysctl is one of the pod's sysctls, to be written to path (under /proc/sys) by the holder in
 // the pod's namespaces.
 type sysctl struct {
 	key, path, value string
 }
 
-// apply writes the sysctl's value; a sysctl the kernel does not have, or a value it refuses, is
-// InvalidArgument.
-func (s sysctl) apply() error {
-	f, err := os.OpenFile(s.path, os.O_WRONLY, 0)
-	if err != nil {
-		if errors.Is(err, os.ErrNotExist) {
-			return fmt.Errorf("sysctl %s: no such sysctl: %w", s.key, errdefs.ErrInvalidArgument)
-		}
-		return fmt.Errorf("sysctl %s: %w", s.key, err)
+// failed is the error of the sysctl the holder could not write: a sysctl the kernel does not
+// have, or a value it refuses, is InvalidArgument.
+func (s sysctl) failed(errno unix.Errno) error {
+	switch errno {
+	case unix.ENOENT:
+		return fmt.Errorf("sysctl %s: no such sysctl: %w", s.key, errdefs.ErrInvalidArgument)
+	case unix.EINVAL:
+		return fmt.Errorf("sysctl %s=%q: %w: %w", s.key, s.value, errno, errdefs.ErrInvalidArgument)
 	}
-	defer func() { _ = f.Close() }()
-	if _, err := f.WriteString(s.value); err != nil {
-		if errors.Is(err, unix.EINVAL) {
-			return fmt.Errorf("sysctl %s=%q: %w: %w", s.key, s.value, err, errdefs.ErrInvalidArgument)
-		}
-		return fmt.Errorf("sysctl %s=%q: %w", s.key, s.value, err)
-	}
-	return nil
+	return fmt.Errorf("sysctl %s=%q: %w", s.key, s.value, errno)
 }
 
 // ipcSysctls are the sysctls of an IPC namespace besides fs.mqueue.* (ipc/ipc_sysctl.c).
@@ -130,6 +160,9 @@ func podSysctls(c *Config, netns string) ([]sysctl, error) {
 		}
 		if err := sysctlAllowed(dotted, c, netns); err != nil {
 			return nil, err
+		}
+		if strings.ContainsAny(all[k], "\x00\n") {
+			return nil, fmt.Errorf("sysctl %s: value %q has a newline or NUL: %w", dotted, all[k], errdefs.ErrInvalidArgument)
 		}
 		out = append(out, sysctl{key: dotted, path: path, value: all[k]})
 	}
@@ -209,7 +242,7 @@ func dotSeparated(key string) string {
 func sysctlPath(dotted string) (string, error) {
 	rel := swapDotSlash(dotted)
 	for _, part := range strings.Split(rel, "/") {
-		if part == "" || part == "." || part == ".." || strings.ContainsRune(part, 0) {
+		if part == "" || part == "." || part == ".." || strings.ContainsAny(part, "\x00 \t\n") {
 			return "", fmt.Errorf("sysctl %q: invalid name: %w", dotted, errdefs.ErrInvalidArgument)
 		}
 	}
