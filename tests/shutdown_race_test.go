@@ -2,18 +2,20 @@
 
 package tests
 
-// Two Deletes of one task and the Shutdown that follows the first (issue 15, finding 3). CRI's
+// Two Deletes of one task and the Shutdown that follows the first. CRI's
 // exit monitor and a failed RunPodSandbox's cleanup both delete the sandbox's task; containerd
 // sends Shutdown after the Delete that succeeded. The other Delete must get its answer (NotFound)
 // before the shim exits: a "ttrpc: closed" made CRI mark the pod SANDBOX_UNKNOWN and keep it.
 
 import (
 	"errors"
+	"fmt"
 	"net"
 	"os"
 	"strconv"
 	"strings"
 	"sync"
+	"syscall"
 
 	taskv2 "github.com/containerd/containerd/api/runtime/task/v2"
 	taskAPI "github.com/containerd/containerd/api/runtime/task/v3"
@@ -190,4 +192,84 @@ func reruns() int {
 		return n
 	}
 	return 100
+}
+
+func init() {
+	apiScenarios = append(apiScenarios, scenario{"socket-gone-after-delete", scenarioSocketGoneAfterDelete})
+}
+
+// socketChecks is how many tasks socket-gone-after-delete runs on each of its 4 workers
+// (CST_SOCKET_CHECKS).
+func socketChecks() int {
+	if n, err := strconv.Atoi(os.Getenv("CST_SOCKET_CHECKS")); err == nil && n > 0 {
+		return n
+	}
+	return 10
+}
+
+// Once a task's Delete has returned to the client (containerd sent the shim its Shutdown after
+// the Delete), the shim's socket file is gone: a client that looks for it straight away, as
+// containerd's own client tests do, must not find it. Four workers at once, so that the shims
+// exit under load.
+func scenarioSocketGoneAfterDelete(r *row) *observation {
+	a := newAPIRow(r)
+	const workers = 4
+	n := socketChecks()
+	var mu sync.Mutex
+	left := 0
+	var wg sync.WaitGroup
+	for w := range workers {
+		wg.Go(func() {
+			for i := range n {
+				id := a.id(fmt.Sprintf("sockgone%d-%d", w, i))
+				ctr, err := a.NewContainer(a.ctx, a.c, id, a.runtime, nil, "sleep", "1000")
+				if err != nil {
+					a.t.Errorf("new container %s: %v", id, err)
+					return
+				}
+				task, err := ctr.NewTask(a.ctx, cio.NullIO)
+				if err != nil {
+					a.t.Errorf("new task %s: %v", id, err)
+					return
+				}
+				addr, err := a.ShimAddress(id)
+				if err != nil {
+					a.t.Errorf("%s: %v", id, err)
+					return
+				}
+				if err := task.Start(a.ctx); err != nil {
+					a.t.Errorf("start %s: %v", id, err)
+					return
+				}
+				if err := task.Kill(a.ctx, syscall.SIGKILL); err != nil {
+					a.t.Errorf("kill %s: %v", id, err)
+					return
+				}
+				st, err := task.Wait(a.ctx)
+				if err != nil {
+					a.t.Errorf("wait %s: %v", id, err)
+					return
+				}
+				<-st
+				if _, err := task.Delete(a.ctx); err != nil {
+					a.t.Errorf("delete %s: %v", id, err)
+					return
+				}
+				if _, err := os.Stat(strings.TrimPrefix(addr, "unix://")); err == nil {
+					mu.Lock()
+					left++
+					mu.Unlock()
+				}
+				if err := ctr.Delete(a.ctx, containerd.WithSnapshotCleanup); err != nil {
+					a.t.Errorf("delete container %s: %v", id, err)
+				}
+			}
+		})
+	}
+	wg.Wait()
+	a.note("socket file still there right after Delete returned: %d of %d", left, workers*n)
+	if left > 0 {
+		a.t.Errorf("the shim's socket file was still there right after Delete returned, %d times of %d", left, workers*n)
+	}
+	return &observation{Notes: a.notes}
 }
