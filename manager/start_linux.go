@@ -10,6 +10,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"strconv"
 	"strings"
 	"syscall"
 
@@ -26,6 +27,8 @@ const (
 	ttrpcAddressEnv = "TTRPC_ADDRESS"
 	grpcAddressEnv  = "GRPC_ADDRESS"
 	gomaxprocsEnv   = "GOMAXPROCS"
+	// socketEnv is task.SocketEnv (manager does not import task): the server's socket address.
+	socketEnv = "CUSTOM_SHIM_SOCKET"
 )
 
 // Files start leaves in the bundle.
@@ -175,22 +178,23 @@ func launch(ctx context.Context, cfg *startConfig, srv *server, l *net.UnixListe
 // socket as fd 3 (pkg/shim serves the inherited listener when -socket is empty), in its own
 // process group so that signals sent to containerd's group do not reach it.
 //
-// Its -id is the group id, not the container id (containerd's runc shim passes the latter).
-// pkg/shim uses -id in serve mode only to find the socket to remove on exit when the bundle's
-// address file is unreadable, which is the case for a group whose first container's bundle
-// (the server's cwd) was deleted before the last one: the group id names the right socket.
+// Its -id is the group id and the start's pid, "<group>@<pid>" (containerd's runc shim passes
+// the container id). pkg/shim uses -id in serve mode only to derive a socket to remove at exit
+// when the bundle's address file is unreadable; that must never be the group's socket, which
+// the server leaves as soon as it decides to exit (task.retiredSocket): by the time it exits, the
+// group's next server may listen there. The server learns its socket's address from SocketEnv.
 func forkServer(cfg *startConfig, srv *server, listener *os.File) (*exec.Cmd, error) {
 	self, err := os.Executable()
 	if err != nil {
 		return nil, fmt.Errorf("find shim executable: %w", err)
 	}
-	args := []string{"-namespace", cfg.namespace, "-id", srv.group, "-address", cfg.grpcAddress}
+	args := []string{"-namespace", cfg.namespace, "-id", srv.group + "@" + strconv.Itoa(os.Getpid()), "-address", cfg.grpcAddress}
 	if cfg.debug {
 		args = append(append(args, "-debug"), debugSocketArgs(cfg, srv.group)...)
 	}
 	cmd := exec.Command(self, args...)
 	cmd.Dir = srv.bundle
-	cmd.Env = serverEnv(os.Environ(), cfg)
+	cmd.Env = setEnv(serverEnv(os.Environ(), cfg), socketEnv, srv.addr)
 	cmd.ExtraFiles = []*os.File{listener}
 	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
 	if err := cmd.Start(); err != nil {

@@ -63,6 +63,9 @@ type service struct {
 	// says so to the start action that probes it (Connect), which then waits for it to exit
 	// instead of handing its socket to a new container of the group. Guarded by mu.
 	closing bool
+	// socket is the server's socket once retired (shutdownIfIdle); guarded by mu until the
+	// shutdown callback removes it, last.
+	socket retiredSocket
 }
 
 // newService starts the exit pump, the dispatcher and the event forwarder; they stop when the
@@ -95,6 +98,12 @@ func newService(ctx context.Context, pub *remotePublisher, sd shutdown.Service, 
 	go s.dispatch()
 	go s.events.forward(ctx, pub)
 	sd.RegisterCallback(func(context.Context) error {
+		// However the shutdown came (the last Shutdown, SIGTERM), the server takes no new
+		// container and leaves the group's socket path first (retire).
+		s.mu.Lock()
+		s.closing = true
+		s.socket.retire()
+		s.mu.Unlock()
 		// Answer what is in flight first: a Delete still to be answered queues its event yet.
 		if !s.requests.wait(answerGrace, answerWaitMax) {
 			log.G(ctx).WithField("timeout", answerWaitMax).Warn("shutdown: requests still in flight, exiting anyway")
@@ -108,7 +117,11 @@ func newService(ctx context.Context, pub *remotePublisher, sd shutdown.Service, 
 		s.trim.stop()
 		s.oom.close() // OOM hook
 		s.events.closeAndFlush()
-		return pub.Close()
+		err := pub.Close()
+		s.mu.Lock()
+		s.socket.removeRetired()
+		s.mu.Unlock()
+		return err
 	})
 	return s
 }
@@ -557,7 +570,10 @@ func (s *service) shutdownIfIdle() {
 	if s.pods.Len() > 0 {
 		return
 	}
+	// Closing and the socket's move are one step for the start action's probe (Connect reads
+	// closing under mu): a server it finds closing has left the group's path already.
 	s.closing = true
+	s.socket.retire()
 	s.shutdown.Shutdown()
 }
 

@@ -195,7 +195,7 @@ func (r *sbRow) shim(id string) (sandboxAPI.TTRPCSandboxService, taskAPI.TTRPCTa
 func (r *sbRow) shimPid(id string) int {
 	r.t.Helper()
 	for _, p := range r.ShimProcesses() {
-		if strings.Contains(p.Cmdline, "-id "+id+" ") || strings.HasSuffix(p.Cmdline, "-id "+id) {
+		if strings.Contains(p.Cmdline, "-id "+id+"@") { // the server's -id: <group>@<start's pid>
 			return p.Pid
 		}
 	}
@@ -212,7 +212,7 @@ func (r *sbRow) leftovers(id, socket, netns string) []string {
 		left = append(left, fmt.Sprintf("holder %v", h))
 	}
 	for _, p := range r.ShimProcesses() {
-		if strings.Contains(p.Cmdline, "-id "+id) {
+		if strings.Contains(p.Cmdline, "-id "+id+"@") {
 			left = append(left, "shim "+p.String())
 		}
 	}
