@@ -188,7 +188,7 @@ tidy-check: ## fail if go mod tidy changes go.mod or go.sum
 	$(GO) mod tidy
 	@git diff --exit-code -- go.mod go.sum || { echo "$(ONI) go.mod/go.sum not tidy"; exit 1; }
 
-# Fuzz targets (issue 5): package:FuzzName; each runs FUZZTIME from its seed corpus in
+# Fuzz targets: package:FuzzName; each runs FUZZTIME from its seed corpus in
 # <package>/testdata/fuzz/<FuzzName>.
 FUZZ_TARGETS ?= process:FuzzDecodeOptions task:FuzzValidID manager:FuzzParseStartInput io:FuzzParseOutput
 FUZZTIME ?= 30s
@@ -207,7 +207,7 @@ soak: build images ## long load test (root): 1,000 lifecycles and 10,000 execs t
 	@echo "$(WHALE) $@"
 	CST_SOAK=1 $(GOTEST) -tags integration -v -count=1 -timeout $(SOAK_TIMEOUT) -run '^TestLoad$$' ./tests/ $(TESTFLAGS)
 
-# `make bench` (issue 6): this shim against containerd-shim-runc-v2 under a private containerd 2.4,
+# `make bench`: this shim against containerd-shim-runc-v2 under a private containerd 2.4,
 # interleaved, as a table (docs/benchmarks.md). BENCH_QUICK=1 for a smoke run; BENCH_* sizes there.
 BENCH_TIMEOUT ?= 60m
 bench: build images ## benchmark table: this shim vs the reference shim (root, `make deps`; BENCH_QUICK=1 for a smoke run)
@@ -224,7 +224,7 @@ clean: ## remove bin/, test images and the pause binary (keeps the pinned deps i
 	@echo "$(WHALE) $@"
 	rm -rf bin $(IMAGES) $(PAUSE_BIN) $(PROBE_BIN) $(OUTPUT)/coverage.out
 
-# Compatibility matrix (issue 7): the containerd lines `make compat` runs the smoke suite against,
+# Compatibility matrix: the containerd lines `make compat` runs the smoke suite against,
 # on our runtime and on the reference shim of each release. 1.6 is Debian's package and 2.4 the
 # pinned build of `make deps`; hack/compat-deps.sh builds the others, each pinned by its module in
 # hack/compat/containerd-<line>, into _output/compat/<line>/bin. CI runs a subset (.ci/run).
@@ -245,7 +245,7 @@ compat: build images compat-deps ## smoke suite + upgrade to 2.4 against each co
 		rc=$$?; echo; echo "compatibility matrix ($(COMPAT_OUT)/results.md):"; \
 		cat $(COMPAT_OUT)/results.md 2>/dev/null || echo "(no table: the test did not get that far)"; exit $$rc
 
-# Releases and nodes (issue 17): `make release` writes reproducible tarballs for RELEASE_PLATFORMS
+# Releases and nodes: `make release` writes reproducible tarballs for RELEASE_PLATFORMS
 # into _output/release (hack/release.sh), `make release-test` proves two builds of HEAD identical
 # (hack/release-test.sh). `make node-test` runs the node installer against private daemons of
 # INSTALLER_LINES (building the compat lines it needs), the shim upgrade with running containers
@@ -281,7 +281,7 @@ checkpoint-test: build images criu ## live checkpoint/restore against the refere
 	@echo "$(WHALE) $@"
 	CI=true $(GOTEST) -tags integration -v -count=1 -timeout 20m -run '^(TestCheckpoint|TestCheckpointLive|TestCRICheckpoint)$$' ./tests/ $(TESTFLAGS)
 
-# cgroup v2 lane (issue 23): the integration rows in a pure cgroup v2 guest, Debian's
+# cgroup v2 lane: the integration rows in a pure cgroup v2 guest, Debian's
 # user-mode-linux kernel (hack/cgroup2: kernel.sh gets it through apt into _output/cgroup2/uml
 # without installing it, run.sh boots it, guest-init.sh is its PID 1, test.sh runs the test binary
 # there). The host's cgroups are never touched. `test-cgroup2` is CI's selection (CGROUP2_RUN,

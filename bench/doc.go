@@ -1,4 +1,4 @@
-// Package bench is `make bench` (issue 6): it starts a private containerd 2.4 (tests/harness)
+// Package bench is `make bench`: it starts a private containerd 2.4 (tests/harness)
 // with both runtimes registered, runs the same workloads on this shim (io.containerd.custom.v1)
 // and on the reference (io.containerd.runc.v2, containerd-shim-runc-v2 of the pinned release),
 // interleaved in one run, and prints a table of medians, p95s, ratios, targets and floors.

@@ -9,10 +9,10 @@ import (
 	"github.com/containerd/errdefs"
 )
 
-// FuzzParseOutput feeds the stdout URI parser arbitrary strings (issue 5, "Bad input"): it
-// must never panic; every error is InvalidArgument; a file or logger path is absolute and clean
-// (no ".." left to climb out with); a plain path is used verbatim. Seed corpus:
-// testdata/fuzz/FuzzParseOutput plus the f.Add calls.
+// FuzzParseOutput feeds the stdout URI parser arbitrary strings (bad input,
+// docs/reliability.md): it must never panic; every error is InvalidArgument; a file or logger
+// path is absolute and clean (no ".." left to climb out with); a plain path is used verbatim.
+// Seed corpus: testdata/fuzz/FuzzParseOutput plus the f.Add calls.
 func FuzzParseOutput(f *testing.F) {
 	for _, s := range []string{
 		"", "/run/containerd/fifo/1/c-stdout", "fifo:///run/x", "file:///var/log/c.log", "file://relative/log",

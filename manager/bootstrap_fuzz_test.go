@@ -12,11 +12,11 @@ import (
 	"google.golang.org/protobuf/types/known/anypb"
 )
 
-// FuzzParseStartInput feeds the start protocol detection arbitrary stdin (issue 5, "Bad
-// input"): it must never panic; it picks the new protocol only for BootstrapParams naming the
-// same instance and namespace as the flags; every failure is one of its two errors; legacy
-// options are an Any with no unknown fields. Seed corpus: testdata/fuzz/FuzzParseStartInput
-// plus the f.Add calls.
+// FuzzParseStartInput feeds the start protocol detection arbitrary stdin (bad input,
+// docs/reliability.md): it must never panic; it picks the new protocol only for BootstrapParams
+// naming the same instance and namespace as the flags; every failure is one of its two errors;
+// legacy options are an Any with no unknown fields. Seed corpus:
+// testdata/fuzz/FuzzParseStartInput plus the f.Add calls.
 func FuzzParseStartInput(f *testing.F) {
 	const id, ns = "c1", "k8s.io"
 	mustMarshal := func(m proto.Message) []byte {

@@ -3,7 +3,7 @@
 // score), the `delete` action run by containerd after a shim died (forced runc delete, rootfs
 // unmount, a DeleteResponse on stdout), `-info` and `-v`.
 //
-// `start` speaks both bootstrap protocols, because containerd does not (BEHAVIOURS.md A.1):
+// `start` speaks both bootstrap protocols, because containerd does not:
 //
 //   - legacy (containerd 1.6, 1.7, 2.0–2.2): stdin is empty or a marshalled google.protobuf.Any
 //     holding the runtime options; the reply on stdout is the plain socket address, which every

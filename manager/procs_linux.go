@@ -12,7 +12,7 @@ import (
 	"github.com/containerd/plugin/registry"
 )
 
-// serverProcs is the shim server's GOMAXPROCS (issue 18). containerd runs every shim's start with
+// serverProcs is the shim server's GOMAXPROCS. containerd runs every shim's start with
 // GOMAXPROCS=2 in its environment (core/runtime/v2/command.go appends it after its own, so no
 // operator's value reaches a shim); containerd's runc shim runs its server with 4. Every P holds,
 // for the process's whole life, a cache of partly used heap spans (one per size class it

@@ -10,8 +10,8 @@ import (
 	"github.com/containerd/errdefs"
 )
 
-// FuzzValidID checks the id rule that keeps request ids out of the file system (issue 5,
-// "Security"): an accepted id is one plain file name (no separator, no "..", no NUL, no
+// FuzzValidID checks the id rule that keeps request ids out of the file system (security,
+// docs/reliability.md): an accepted id is one plain file name (no separator, no "..", no NUL, no
 // leading dot or dash, at most 76 bytes), so joining it under a bundle or state dir stays
 // directly inside that dir; a rejected one is InvalidArgument naming what was checked.
 // Seed corpus: testdata/fuzz/FuzzValidID plus the f.Add calls.

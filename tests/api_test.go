@@ -2,7 +2,7 @@
 
 package tests
 
-// Task API calls beyond the run-to-exit lifecycle (issue 3, "Calls and events"): exec, stdin of
+// Task API calls beyond the run-to-exit lifecycle (calls and events): exec, stdin of
 // an exec and CloseIO, exec after its init exited, kill error classes, pause/resume, update,
 // stats and pids. They go through the containerd Go client, which reports error classes and exec
 // ids precisely, and run, like every table here, on both runtimes of both daemons.

@@ -3,8 +3,8 @@
 package tests
 
 // Malformed requests sent straight to the shim's ttrpc socket, past containerd's own checks
-// (issue 5, "Bad input"): each must get the right errdefs class, never a panic or a hang, and the
-// shim must serve a valid request afterwards.
+// (bad input, docs/reliability.md): each must get the right errdefs class, never a panic or a
+// hang, and the shim must serve a valid request afterwards.
 
 import (
 	"context"

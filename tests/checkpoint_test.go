@@ -2,8 +2,8 @@
 
 package tests
 
-// Checkpoint and restore through real containerd (issue 3 "Checkpoint"; BEHAVIOURS.md B.38;
-// issue 19, fifo stdio). TestCheckpoint runs with a fake OCI runtime given as BinaryName: it
+// Checkpoint and restore through real containerd, also of containers whose stdio is containerd's
+// fifos. TestCheckpoint runs with a fake OCI runtime given as BinaryName: it
 // records its arguments and the descriptors criu would see (the container's fds 0-2 at
 // checkpoint, its own at restore), and fakes checkpoint (writes an image file; with --exit it
 // kills and deletes the container, as runc does after a dump) and restore (runs the container
@@ -377,7 +377,7 @@ func scenarioCheckpointFailure(r *row) *observation {
 // prerequisite (`make deps` builds a criu that passes on this machine).
 //
 // The container counts, one number a line, and echoes each line it reads from stdin as
-// "got:<line>"; its stdio is containerd's fifos (cio), which issue 19 was about: criu cannot
+// "got:<line>"; its stdio is containerd's fifos (cio), the hard case: criu cannot
 // dump a process whose fds are fifos on a mount outside the container.
 func TestCheckpointLive(t *testing.T) {
 	paths := harness.DefaultPaths(t)

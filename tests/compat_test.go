@@ -2,7 +2,7 @@
 
 package tests
 
-// The compatibility matrix (issue 7): one smoke table run against every containerd line we claim,
+// The compatibility matrix: one smoke table run against every containerd line we claim,
 // each with the reference shim of its own release as the baseline, and an upgrade of containerd
 // to 2.4 under running containers. `make compat` runs every line and prints the table;
 // `make compat COMPAT_VERSIONS="1.6 2.2 2.4"` picks lines (CI runs such a subset, see .ci/run)

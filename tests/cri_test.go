@@ -219,7 +219,7 @@ func criExecSync(r *criRow) []string {
 // `sh -c "sleep 365d &"`): the exec exits at once, but its output stays open. After
 // drain_exec_sync_io_timeout (10 s, containerd 2.x only) CRI deletes the exec to release the
 // output, and that Delete must come back: CRI then answers "failed to drain exec process" at
-// once, and the container serves the next ExecSync (issue 15, finding 1).
+// once, and the container serves the next ExecSync.
 func criExecSyncHeldIO(r *criRow) []string {
 	if r.Spec.ConfigVersion < 3 {
 		r.note("no drain_exec_sync_io_timeout in containerd 1.x: not applicable")

@@ -2,7 +2,7 @@
 
 package tests
 
-// The exit path (issue 15): an exit is published once its process's output was read, and that
+// The exit path: an exit is published once its process's output was read, and that
 // wait is the process's own. One container's exit held by a slow reader must not hold up another
 // container's exit in the same shim, and a process whose exit was reaped but not yet published
 // must never be signalled by a pid the kernel may have given to another process.

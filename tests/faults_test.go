@@ -2,7 +2,7 @@
 
 package tests
 
-// Faults (issue 5, "Faults"): the shim or containerd SIGKILLed, the OCI runtime failing or
+// Faults (docs/reliability.md): the shim or containerd SIGKILLed, the OCI runtime failing or
 // killed mid-call, a stdout reader dying, a Delete cancelled halfway. Each runs on both runtimes
 // of containerd 2.4 and ends with the same checks: nothing left behind (process, runc state,
 // mount, socket), and the differential where the reference supports the behaviour.
@@ -411,7 +411,7 @@ func scenarioDeleteCancelled(r *row) *observation {
 		switch {
 		case exits > 0:
 		case r.runtime == harness.RuntimeRunc:
-			// BEHAVIOURS.md B.15: the reference shim exits after Delete before its publisher has
+			// The reference shim exits after Delete before its publisher has
 			// sent the /tasks/exit queued before it. Ours must not drop it.
 			r.t.Logf("reference dropped the /tasks/exit of %s", id)
 		default:

@@ -2,7 +2,7 @@
 
 package tests
 
-// Load (issue 5, "Load"): many container lifecycles and execs, many concurrent and many
+// Load (docs/reliability.md): many container lifecycles and execs, many concurrent and many
 // exiting at once, through one grouped shim; every process must yield exactly one exit event
 // with its status, in order, and the shim must end with no zombie and its fds, threads and RSS
 // back at their baseline. A short version runs in CI; `make soak` (CST_SOAK=1) runs the long one.
@@ -410,7 +410,7 @@ func runLoad(t *testing.T, d *harness.Daemon, rt string, size loadSize) *loadRes
 		n += 1 + len(e.Execs)
 	}
 	if rt == harness.RuntimeRunc {
-		// BEHAVIOURS.md B.15: the reference shim exits after the Delete of its last container
+		// The reference shim exits after the Delete of its last container
 		// before its publisher has sent that container's /tasks/exit (and /tasks/delete).
 		keepExp.MayDrop = true
 	}
@@ -419,7 +419,7 @@ func runLoad(t *testing.T, d *harness.Daemon, rt string, size loadSize) *loadRes
 	res.acc = account(rec.events(nil), want)
 	if res.acc.Dropped > 0 {
 		t.Logf("known reference bug, not failing: the reference dropped %d events of its last container %s "+
-			"(BEHAVIOURS.md B.15: the shim exits before its publisher sends them)", res.acc.Dropped, keepID)
+			"(the shim exits before its publisher sends them)", res.acc.Dropped, keepID)
 	}
 	t.Logf("events: %s", res.acc)
 	if !res.acc.clean() {

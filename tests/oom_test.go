@@ -2,7 +2,7 @@
 
 package tests
 
-// OOM kills (issue 3 "OOM", BEHAVIOURS.md B.17-B.19): a container that allocates past its
+// OOM kills: a container that allocates past its
 // memory limit gets /tasks/oom, published before its init's /tasks/exit (137), also when it
 // allocates from its first instant; and Stats still answers after the exit, before Delete,
 // with the kill counted (CRI reads it to tell OOMKilled, containerd aa3c50792). Each row runs

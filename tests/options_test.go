@@ -2,8 +2,8 @@
 
 package tests
 
-// Runtime options through real containerd (issue 3 "Runtime options"; BEHAVIOURS.md B.35,
-// B.40): nil options, runc Options as TaskOptions and as runtime options, runtimeoptions.v1 with
+// Runtime options through real containerd: nil options, runc Options as TaskOptions and as
+// runtime options, runtimeoptions.v1 with
 // a TOML body and with a TOML file (ctr --runtime-config-path). Each must honour BinaryName (a
 // wrapper that records its calls and forwards to runc proves the OCI runtime was called through
 // it), ShimCgroup (the shim process is moved into a cgroup v1 dir made for the row) and give the

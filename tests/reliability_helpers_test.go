@@ -2,7 +2,7 @@
 
 package tests
 
-// Helpers of the reliability tests (issue 5: load_test.go, faults_test.go, security_test.go):
+// Helpers of the reliability tests (load_test.go, faults_test.go, security_test.go):
 // a precise event recorder on the containerd Go client, process accounting of a shim (fds,
 // threads, RSS, zombies), grouped containers and OCI runtime wrappers.
 
@@ -180,7 +180,7 @@ type expectation struct {
 	// Deleted: the task was deleted, so a /tasks/delete is expected.
 	Deleted bool
 	// MayDrop: the init's /tasks/exit and the /tasks/delete may be missing (counted as Dropped,
-	// not Lost): the reference shim's last container (BEHAVIOURS.md B.15). Never set for ours.
+	// not Lost): the reference shim's last container. Never set for ours.
 	MayDrop bool
 }
 

@@ -154,7 +154,7 @@ func (r *row) waitExitSince(from int, id, execID string, want uint32) {
 	})
 	if !ok && r.runtime == harness.RuntimeRunc {
 		// Seen now and then with `ctr run`: the reference shim exits after Delete before its
-		// publisher has sent the /tasks/exit queued before it (BEHAVIOURS.md B.15). Ours must
+		// publisher has sent the /tasks/exit queued before it. Ours must
 		// not drop it; the reference row records the drop and compare() skips its events.
 		r.t.Logf("reference dropped the /tasks/exit of %s/%s; task events: %v", id, execID, r.events())
 		r.droppedEvents = true

@@ -115,7 +115,7 @@ var referenceBugs = map[string]string{
 	// Keys naming a table row (<daemon>/<scenario>) make compare log a difference instead of failing.
 	"containerd-1.6/host-pid-kills-execs": "containerd-shim-runc-v2 1.6.20 publishes the init's exit before the exits " +
 		"of the processes it kills after it (fixed upstream in 1.7: init exits are held until the execs' exits)",
-	// Reliability (tests/faults_test.go, issue 5); keys "<daemon>/<scenario>/<check>".
+	// Reliability (tests/faults_test.go); keys "<daemon>/<scenario>/<check>".
 	"containerd-2.4/logger-dies": "containerd-shim-runc-v2 2.4.2 keeps no read end of a binary:// logger's pipes: " +
 		"once the logger dies, the container's writes to stdout fail with EPIPE (or kill it with SIGPIPE, unless it " +
 		"ignores the signal as containers started by this containerd do); ours drains them",

@@ -2,7 +2,7 @@
 
 package tests
 
-// Security (issue 5, "Security"): the shim socket and the files the shim creates are closed to
+// Security (docs/reliability.md): the shim socket and the files the shim creates are closed to
 // other users; a client of another uid is refused by the same-user handshake; ids and exec ids
 // of a request sent straight to the shim's ttrpc API cannot make it touch anything outside the
 // bundle and its state dirs.

@@ -2,7 +2,7 @@
 
 package tests
 
-// A bind mount whose source is a host UNIX socket (issue 15, "Also"): a container reaches a host
+// A bind mount whose source is a host UNIX socket: a container reaches a host
 // service through it.
 
 import (

@@ -2,7 +2,7 @@
 
 package tests
 
-// The request decides whether a process gets a terminal (issue 15, finding 2): containerd's Go
+// The request decides whether a process gets a terminal: containerd's Go
 // client asks for one with cio.WithTerminal whatever the process spec says, and the reference
 // shim runs an exec with a terminal then (it sets the spec's terminal from the request).
 

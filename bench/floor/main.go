@@ -1,6 +1,6 @@
 //go:build linux
 
-// Command floor is the memory floor of `make bench` (issue 18): a Go program that links what a
+// Command floor is the memory floor of `make bench`: a Go program that links what a
 // shim built on containerd's pkg/shim links (pkg/shim, the task v3 and events API packages,
 // cgroups v3 for v1 and v2, go-runc), so that every package init such a shim pays runs here too,
 // and that serves one ttrpc listener, then does nothing. Its private memory at idle is what any

@@ -100,7 +100,7 @@ func newFlags(o *installer.Options, containerd, handlers *string, wait *bool) *f
 	fs.StringVar(&o.Shim, "shim", defaultShim(), "the shim binary to install")
 	fs.StringVar(containerd, "containerd", "containerd", "containerd binary, run with --version and with config dump")
 	fs.StringVar(&o.Line, "containerd-version", "", "containerd line (e.g. 2.4), instead of asking containerd --version")
-	fs.StringVar(handlers, "handlers", "", "comma-separated handlers to install (default: custom, and custom-sandboxed on containerd 2.x)")
+	fs.StringVar(handlers, "handlers", "", "comma-separated handlers to install (default: custom, and custom-sandboxed on containerd 2.3 or later)")
 	fs.StringVar(&o.SystemdCgroup, "systemd-cgroup", "auto", "SystemdCgroup option: auto (as the CRI's default runtime has it), true or false")
 	fs.StringVar(&o.BinaryName, "runtime-binary", "", "OCI runtime for the handlers (BinaryName option; default runc)")
 	fs.BoolVar(&o.Restart, "restart", false, "restart containerd if its config changed")

@@ -29,8 +29,8 @@ const (
 	HandlerCustomSystemd = "custom-systemd" // SystemdCgroup = true
 	HandlerRuncSystemd   = "runc-systemd"
 	// HandlerCustomSandboxed runs pause-less pods: sandboxer = "shim" makes containerd 2.x's CRI
-	// plugin call the shim's Sandbox API instead of starting a pause container (containerd 2.x
-	// only; on 2.4 with disable_pause_image_pull = true).
+	// plugin call the shim's Sandbox API instead of starting a pause container (containerd 2.3
+	// or later only: 2.0-2.2 crash on it; on 2.4 with disable_pause_image_pull = true).
 	HandlerCustomSandboxed = "custom-sandboxed"
 )
 

@@ -93,7 +93,7 @@ func (c *CRI) waitImage(t testing.TB, ref string, present bool) {
 	}
 }
 
-// HolderName is the process name of a pause-less pod's namespace holder (pod/elf.go).
+// HolderName is the process name of a pause-less pod's namespace holder (pod/holder.go).
 const HolderName = "pod-holder"
 
 // HoldersOf lists the pids of the namespace holders of the pause-less pods named (the holder's
