@@ -49,7 +49,9 @@ $name/bin/
 $name/bin/containerd-shim-custom-v1
 $name/bin/custom-shim-install
 $name/deploy/
-$(cd deploy && ls | sed "s|^|$name/deploy/|")"
+$(cd deploy && ls | sed "s|^|$name/deploy/|")
+$name/docs/
+$(cd docs && ls ./*.md | sed "s|^\./|$name/docs/|")"
 have=$(tar -tzf "$tarball")
 [ "$have" = "$want" ] || fail "tarball content:
 $have

@@ -4,7 +4,7 @@
 # holding containerd-shim-custom-v1-$VERSION-linux-$ARCH/ with
 #   bin/containerd-shim-custom-v1   the shim (static: CGO_ENABLED=0)
 #   bin/custom-shim-install         the node installer
-#   LICENSE README.md deploy/       the license, the docs, the Kubernetes manifests
+#   LICENSE README.md docs/ deploy/ the license, the docs, the Kubernetes manifests
 #   BUILDINFO                       `go version -m` of both binaries (Go, modules, flags)
 # and $OUT/SHA256SUMS over the tarballs.
 #
@@ -44,7 +44,7 @@ for platform in $PLATFORMS; do
 	os=${platform%/*} arch=${platform#*/}
 	name=containerd-shim-custom-v1-$VERSION-$os-$arch
 	dir=$stage/$name
-	mkdir -p "$dir/bin" "$dir/deploy"
+	mkdir -p "$dir/bin" "$dir/deploy" "$dir/docs"
 	echo "[release] $name"
 	for cmd in containerd-shim-custom-v1 custom-shim-install; do
 		(cd "$SRC" && GOOS=$os GOARCH=$arch "$GO" build -trimpath -buildvcs=false -ldflags "$ldflags" \
@@ -52,6 +52,7 @@ for platform in $PLATFORMS; do
 	done
 	cp "$SRC/LICENSE" "$SRC/README.md" "$dir/"
 	cp "$SRC"/deploy/* "$dir/deploy/"
+	cp "$SRC"/docs/*.md "$dir/docs/" # the README links them
 	(cd "$dir" && "$GO" version -m bin/containerd-shim-custom-v1 bin/custom-shim-install) > "$dir/BUILDINFO"
 	find "$dir" -type d -exec chmod 0755 {} +
 	find "$dir" -type f -exec chmod 0644 {} +

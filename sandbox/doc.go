@@ -1,6 +1,6 @@
 // Package sandbox serves containerd's shim-side Sandbox API (containerd.runtime.sandbox.v1.Sandbox)
 // beside the Task service, on the shim's ttrpc socket: the pause-less pods of a CRI runtime
-// handler with `sandboxer = "shim"` (containerd 2.x). It is the API adapter of package pod, as
+// handler with `sandboxer = "shim"` (containerd 2.3 or later). It is the API adapter of package pod, as
 // package task is of package process: it decodes requests, calls pod, and answers; errors wrap an
 // errdefs class (the Task service's interceptor turns them into gRPC codes for every service of
 // the server).

@@ -2,9 +2,9 @@
 
 package tests
 
-// The pause-less table (issue 16): pods through the handler custom-sandboxed (sandboxer = "shim":
+// The pause-less table: pods through the handler custom-sandboxed (sandboxer = "shim":
 // containerd's CRI plugin calls the shim's Sandbox API; no pause container, and on 2.4 no pause
-// image), on containerd 2.4 and 2.2. Each row also runs on the pause path of the reference
+// image), on containerd 2.4 and 2.3. Each row also runs on the pause path of the reference
 // (handler runc), and both must observe the same: the pause-less pod must behave like a pod.
 
 import (
