@@ -8,6 +8,7 @@ import (
 	stdio "io"
 	"os"
 	"os/exec"
+	"sync"
 	"sync/atomic"
 	"time"
 
@@ -45,6 +46,11 @@ type logger struct {
 	done     chan struct{} // closed once the logger has been reaped
 	pipes    []*os.File    // the shim's read ends of the logger's stdout and stderr pipes
 	stopping atomic.Bool   // set by stop and kill: an exit from then on is expected
+
+	// procMu serialises signal with the release of cmd.Process once the logger was reaped
+	// (where the kernel has no pidfds, os.Process.Release writes the Pid that Signal reads).
+	procMu   sync.Mutex
+	released bool // guarded by procMu
 }
 
 // startLogger starts the logger o.path and waits, at most LoggerReadyTimeout, until it is ready:
@@ -77,7 +83,10 @@ func startLogger(o output, cfg Config, stdout, stderr *os.File) (_ *logger, retE
 		status, _ := reaper.Default.Wait(cmd, ec)
 		// The reaper reaped it, so cmd.Wait (inside Wait) failed with ECHILD and kept the
 		// process's pidfd: release it now rather than at garbage collection.
+		l.procMu.Lock()
+		l.released = true
 		_ = cmd.Process.Release()
+		l.procMu.Unlock()
 		if !l.stopping.Load() {
 			log.L.WithFields(log.Fields{"id": l.id, "logger": o.path, "status": status}).
 				Warn("logging binary exited before its process: the process's output is discarded from now on")
@@ -117,7 +126,7 @@ func (l *logger) stop() error {
 		return nil
 	default:
 	}
-	if err := l.cmd.Process.Signal(unix.SIGTERM); err != nil {
+	if err := l.signal(unix.SIGTERM); err != nil {
 		select {
 		case <-l.done: // exited (and released) meanwhile
 			return nil
@@ -137,10 +146,20 @@ func (l *logger) stop() error {
 	return fmt.Errorf("logging binary %s ignored SIGTERM for %s: killed", l.cmd.Path, LoggerStopTimeout)
 }
 
+// signal sends sig to the logger unless it was reaped (os.ErrProcessDone then).
+func (l *logger) signal(sig os.Signal) error {
+	l.procMu.Lock()
+	defer l.procMu.Unlock()
+	if l.released {
+		return os.ErrProcessDone
+	}
+	return l.cmd.Process.Signal(sig)
+}
+
 // kill SIGKILLs the logger and waits, bounded, until it is reaped.
 func (l *logger) kill() {
 	l.stopping.Store(true)
-	_ = l.cmd.Process.Kill()
+	_ = l.signal(unix.SIGKILL)
 	t := time.NewTimer(loggerKillTimeout)
 	defer t.Stop()
 	select {
