@@ -9,6 +9,11 @@
 // (an init's exit is published only after all of its execs' exits) → the ordered event queue
 // → the forwarder → containerd.
 //
-// Lock order: service.mu → exitRouter.mu; execGate.mu and eventQueue.mu are leaves. No lock is
-// held across an OCI runtime call or a publish.
+// Goroutines: the exit pump, the dispatcher and the event forwarder (one each, for the shim's
+// life); one per exit being published (service.publishing counts them: the shutdown waits for
+// them before it flushes the events); the trimmer's timer.
+//
+// Lock order: service.mu → exitRouter.mu, service.mu → pod.Set.mu (shutdownIfIdle asks the
+// pods); execGate.mu, eventQueue.mu, inflight.mu and tracker.mu are leaves. No lock is held
+// across an OCI runtime call or a publish.
 package task

@@ -3,6 +3,7 @@
 package task
 
 import (
+	"context"
 	"sync"
 	"time"
 )
@@ -13,7 +14,8 @@ const (
 	// handler's return is not yet its answer on the wire (ttrpc writes it from another
 	// goroutine), and a request that was on its way when the Shutdown was answered gets served.
 	answerGrace = 20 * time.Millisecond
-	// answerWaitMax bounds the whole wait; pkg/shim gives the shutdown callbacks 5 s.
+	// answerWaitMax bounds the whole wait; pkg/shim gives all the shutdown callbacks together
+	// 30 s (pkg/shutdown), and containerd waits 3 s for a Shutdown's answer, not for the exit.
 	answerWaitMax = 2 * time.Second
 )
 
@@ -23,12 +25,16 @@ const (
 // "ttrpc: closed" when the shim exited first, and CRI then kept the pod as SANDBOX_UNKNOWN.
 type inflight struct {
 	mu   sync.Mutex
-	n    int       // requests being served; guarded by mu
-	last time.Time // when the last request was answered; guarded by mu
+	n    int           // requests being served; guarded by mu
+	last time.Time     // when the last request was answered; guarded by mu
+	idle chan struct{} // closed while n is 0, a new one from the moment n rises; guarded by mu
 }
 
 func (f *inflight) begin() {
 	f.mu.Lock()
+	if f.n == 0 {
+		f.idle = make(chan struct{})
+	}
 	f.n++
 	f.mu.Unlock()
 }
@@ -37,25 +43,89 @@ func (f *inflight) end() {
 	f.mu.Lock()
 	f.n--
 	f.last = time.Now()
+	if f.n == 0 {
+		close(f.idle)
+	}
 	f.mu.Unlock()
 }
 
-// quiet reports whether no request has been in flight for grace.
-func (f *inflight) quiet(grace time.Duration) bool {
-	f.mu.Lock()
-	defer f.mu.Unlock()
-	return f.n == 0 && time.Since(f.last) >= grace
-}
-
-// wait returns once no request has been in flight for grace, or after limit. It polls: it runs
-// once, at shutdown.
-func (f *inflight) wait(grace, limit time.Duration) bool {
-	deadline := time.Now().Add(limit)
-	for !f.quiet(grace) {
-		if time.Now().After(deadline) {
+// wait returns true once no request has been in flight for grace, false after limit or when
+// ctx ends. It sleeps until the last answer is grace old, or until the requests in flight are
+// answered: it does not poll.
+func (f *inflight) wait(ctx context.Context, grace, limit time.Duration) bool {
+	t := time.NewTimer(limit)
+	defer t.Stop()
+	for {
+		f.mu.Lock()
+		busy, idle := f.n > 0, f.idle
+		rest := grace - time.Since(f.last)
+		f.mu.Unlock()
+		var wake <-chan time.Time
+		switch {
+		case busy:
+		case rest <= 0:
+			return true
+		default:
+			wake = time.After(rest)
+		}
+		if !busy {
+			idle = nil // closed: wait for the grace instead
+		}
+		select {
+		case <-idle:
+		case <-wake:
+		case <-t.C:
+			return false
+		case <-ctx.Done():
 			return false
 		}
-		time.Sleep(time.Millisecond)
 	}
-	return true
+}
+
+// tracker counts goroutines that must end before the shim exits (the exit publications: an
+// exit being published queues its event yet), so that the shutdown can wait for them.
+type tracker struct {
+	mu   sync.Mutex
+	n    int           // guarded by mu
+	idle chan struct{} // closed while n is 0; guarded by mu
+}
+
+// Go runs fn on a goroutine of its own, counted until it returns.
+func (t *tracker) Go(fn func()) {
+	t.mu.Lock()
+	if t.n == 0 {
+		t.idle = make(chan struct{})
+	}
+	t.n++
+	t.mu.Unlock()
+	go func() {
+		defer t.done()
+		fn()
+	}()
+}
+
+func (t *tracker) done() {
+	t.mu.Lock()
+	t.n--
+	if t.n == 0 {
+		close(t.idle)
+	}
+	t.mu.Unlock()
+}
+
+// wait returns true once no counted goroutine runs, false if ctx ends first.
+func (t *tracker) wait(ctx context.Context) bool {
+	t.mu.Lock()
+	if t.n == 0 {
+		t.mu.Unlock()
+		return true
+	}
+	idle := t.idle
+	t.mu.Unlock()
+	select {
+	case <-idle:
+		return true
+	case <-ctx.Done():
+		return false
+	}
 }

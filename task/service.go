@@ -66,6 +66,9 @@ type service struct {
 	// socket is the server's socket once retired (shutdownIfIdle); guarded by mu until the
 	// shutdown callback removes it, last.
 	socket retiredSocket
+	// publishing counts the exit publications (handleExit's goroutines), which the shutdown
+	// waits for before it flushes the events.
+	publishing tracker
 }
 
 // newService starts the exit pump, the dispatcher and the event forwarder; they stop when the
@@ -97,7 +100,7 @@ func newService(ctx context.Context, pub *remotePublisher, sd shutdown.Service, 
 	go s.pump(ec)
 	go s.dispatch()
 	go s.events.forward(ctx, pub)
-	sd.RegisterCallback(func(context.Context) error {
+	sd.RegisterCallback(func(ctx context.Context) error {
 		// However the shutdown came (the last Shutdown, SIGTERM), the server takes no new
 		// container and leaves the group's socket path first (retire).
 		s.mu.Lock()
@@ -105,8 +108,13 @@ func newService(ctx context.Context, pub *remotePublisher, sd shutdown.Service, 
 		s.socket.retire()
 		s.mu.Unlock()
 		// Answer what is in flight first: a Delete still to be answered queues its event yet.
-		if !s.requests.wait(answerGrace, answerWaitMax) {
+		if !s.requests.wait(ctx, answerGrace, answerWaitMax) {
 			log.G(ctx).WithField("timeout", answerWaitMax).Warn("shutdown: requests still in flight, exiting anyway")
+		}
+		// An exit being published (waiting, bounded, for its output to be read) queues its
+		// event yet: the flush below is to deliver it.
+		if !s.publishing.wait(ctx) {
+			log.G(ctx).Warn("shutdown: exits still being published, exiting anyway")
 		}
 		// Whatever ends the shim (the last Shutdown, SIGTERM), no pod's holder, mount, cgroup or
 		// netns pin outlives it.
@@ -164,13 +172,13 @@ func (s *service) handleExit(rp routed, e runc.Exit) {
 			go s.killRemaining(rp.c)
 		}
 		// Recorded now, so that no exec starts from here on; published once the execs' are.
-		rp.c.gate.initExited(func() { go s.publishExit(rp, e) })
+		rp.c.gate.initExited(func() { s.publishing.Go(func() { s.publishExit(rp, e) }) })
 		return
 	}
-	go func() {
+	s.publishing.Go(func() {
 		s.publishExit(rp, e)
 		rp.c.gate.leave()
-	}()
+	})
 }
 
 // publishExit waits (bounded) for the process's output to be read, queues the TaskExit event,
