@@ -496,10 +496,20 @@ func fifoUnread(f *os.File) int {
 	return n
 }
 
-// waitRead waits, polling every millisecond, until unread reports nothing left, its count has
-// not moved for stall, or deadline passes.
+// Polling of waitRead: a reader that takes the output at once is seen after a millisecond; one
+// that takes longer is looked at less and less often (the count comes from a TIOCINQ per fifo:
+// nothing tells when another process reads a fifo). Doubling up to 16 ms keeps an exec storm to
+// a few dozen ioctls per second per exiting process.
+const (
+	readPollFirst = time.Millisecond
+	readPollMax   = 16 * time.Millisecond
+)
+
+// waitRead waits, polling (readPollFirst, doubling up to readPollMax), until unread reports
+// nothing left, its count has not moved for stall, or deadline passes.
 func waitRead(unread func() int, deadline time.Time, stall time.Duration) {
 	last, since := -1, time.Now()
+	pause := readPollFirst
 	for {
 		n := unread()
 		if n <= 0 {
@@ -515,7 +525,8 @@ func waitRead(unread func() int, deadline time.Time, stall time.Duration) {
 		if now.After(deadline) {
 			return
 		}
-		time.Sleep(time.Millisecond)
+		time.Sleep(pause)
+		pause = min(2*pause, readPollMax)
 	}
 }
 
