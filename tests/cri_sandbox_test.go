@@ -44,6 +44,7 @@ var sandboxScenarios = []criScenario{
 	{"shim-sigkill", criShimKilled},
 	{"checkpoint", criCheckpoint},
 	{"userns", criUserns},
+	{"mount-transforms", criMountTransforms},
 	{"pid1-default-caps", pid1Scenario()},
 	{"pid1-sys-ptrace", pid1Scenario("SYS_PTRACE")},
 	{"pid1-sys-admin", pid1Scenario("SYS_ADMIN")},
