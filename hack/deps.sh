@@ -30,7 +30,9 @@ GO=${GO:-go}
 # crun: a second runtime for BinaryName; criu: checkpoint/restore; the rest builds runc with cgo + seccomp.
 # qemu-user-static: pod tests run the arm64 holder under qemu-aarch64.
 # gcc-aarch64-linux-gnu, linux-libc-dev-arm64-cross: `make verify-holder` builds the arm64 holder (pod/holder).
-APT_PACKAGES=(busybox-static containerd containernetworking-plugins iproute2 criu crun libseccomp-dev pkg-config gcc libc6-dev ca-certificates qemu-user-static gcc-aarch64-linux-gnu linux-libc-dev-arm64-cross)
+# erofs-utils: mkfs.erofs, for the erofs layer images of the mount-transform tests (rootfs/, TestMountTransforms)
+# and containerd's erofs snapshotter in the pause-less table (mkfs.ext4 is e2fsprogs', always installed).
+APT_PACKAGES=(busybox-static containerd containernetworking-plugins iproute2 criu crun libseccomp-dev pkg-config gcc libc6-dev ca-certificates qemu-user-static gcc-aarch64-linux-gnu linux-libc-dev-arm64-cross erofs-utils)
 
 CONTAINERD_MOD=github.com/containerd/containerd/v2
 CONTAINERD_TAGS=no_btrfs

@@ -12,7 +12,6 @@ import (
 	"strings"
 	"time"
 
-	"github.com/containerd/containerd/v2/core/mount"
 	"github.com/containerd/containerd/v2/pkg/namespaces"
 	"github.com/containerd/containerd/v2/pkg/shim"
 	runc "github.com/containerd/go-runc"
@@ -21,6 +20,7 @@ import (
 
 	"github.com/custom-shim/containerd-shim-custom-v1/pod"
 	"github.com/custom-shim/containerd-shim-custom-v1/process"
+	"github.com/custom-shim/containerd-shim-custom-v1/rootfs"
 )
 
 // deadShimExitStatus is the exit status reported for a container whose shim died: 128+SIGKILL,
@@ -33,10 +33,10 @@ const forceDeleteTimeout = 3 * time.Second
 
 // Stop is the delete action, which containerd runs after a shim server died: it force-deletes the
 // container with the OCI runtime recorded in the bundle's options.json (defaults if missing),
-// unmounts the bundle's rootfs, removes the server's socket if nothing listens on it any more,
-// and reports the init pid from init.pid (0 if missing) with exit status 137. Cleanup failures
-// are logged as warnings (stderr) and do not fail Stop, which must answer even for a server that
-// never started.
+// unmounts the bundle's rootfs (with the mounts and loop devices of its mount transforms),
+// removes the server's socket if nothing listens on it any more, and reports the init pid from
+// init.pid (0 if missing) with exit status 137. Cleanup failures are logged as warnings (stderr)
+// and do not fail Stop, which must answer even for a server that never started.
 func (m *manager) Stop(ctx context.Context, id string) (shim.StopStatus, error) {
 	bundle, err := stopBundle(ctx)
 	if err != nil {
@@ -59,7 +59,9 @@ func (m *manager) Stop(ctx context.Context, id string) (shim.StopStatus, error) 
 		pod.CleanupBundle(ctx, bundle)
 	}
 	exitedAt := time.Now()
-	if err := mount.UnmountRecursive(filepath.Join(bundle, "rootfs"), 0); err != nil {
+	// The rootfs, and what containerd's mount manager activated for it in the shim
+	// (rootfs.StateDir): its loop devices end with its mounts.
+	if err := rootfs.Unmount(ctx, id, bundle, 0); err != nil {
 		logger.WithError(err).Warn("failed to unmount the container rootfs")
 	}
 	removeDeadSocket(ctx, bundle)

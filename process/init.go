@@ -4,9 +4,7 @@ package process
 
 import (
 	"context"
-	"errors"
 	"fmt"
-	"os"
 	"path/filepath"
 	"sync"
 
@@ -17,6 +15,7 @@ import (
 	"golang.org/x/sys/unix"
 
 	shimio "github.com/custom-shim/containerd-shim-custom-v1/io"
+	"github.com/custom-shim/containerd-shim-custom-v1/rootfs"
 )
 
 // InitConfig describes a container to create.
@@ -80,7 +79,7 @@ func CreateInit(ctx context.Context, cfg InitConfig) (_ *Init, retErr error) {
 		return nil, fmt.Errorf("container %s: %w", cfg.ID, err)
 	}
 	i.sharedPID = !hasOwnPIDNamespace(cfg.Spec)
-	if err := i.mountRootfs(cfg.Rootfs); err != nil {
+	if err := i.mountRootfs(ctx, cfg.Rootfs); err != nil {
 		return nil, err
 	}
 	pio, sock, err := openIO("container "+cfg.ID, cfg.Stdio, i.ioCfg) // IO/terminal: process/io.go
@@ -119,18 +118,13 @@ func CreateInit(ctx context.Context, cfg InitConfig) (_ *Init, retErr error) {
 	return i, nil
 }
 
-func (i *Init) mountRootfs(mounts []mount.Mount) error {
-	if len(mounts) == 0 {
-		return nil
+// mountRootfs mounts the rootfs on the bundle's rootfs directory, applying containerd's mount
+// transforms the mounts carry (package rootfs).
+func (i *Init) mountRootfs(ctx context.Context, mounts []mount.Mount) error {
+	if err := rootfs.Mount(ctx, i.id, i.bundle, mounts); err != nil {
+		return err
 	}
-	rootfs := filepath.Join(i.bundle, "rootfs")
-	if err := os.Mkdir(rootfs, 0o711); err != nil && !errors.Is(err, os.ErrExist) { //nolint:gosec // the reference shim's 0711: a container's user traverses it
-		return fmt.Errorf("container %s: create rootfs dir: %w", i.id, err)
-	}
-	if err := mount.All(mounts, rootfs); err != nil {
-		return fmt.Errorf("container %s: mount rootfs: %v: %w", i.id, err, errdefs.ErrInvalidArgument) //nolint:errorlint // cause as text: one class in the chain
-	}
-	i.mounted = true
+	i.mounted = len(mounts) > 0
 	return nil
 }
 
@@ -151,7 +145,7 @@ func (i *Init) unmount(ctx context.Context) {
 	if !i.mounted {
 		return
 	}
-	if err := mount.UnmountRecursive(filepath.Join(i.bundle, "rootfs"), unix.MNT_DETACH); err != nil {
+	if err := rootfs.Unmount(ctx, i.id, i.bundle, unix.MNT_DETACH); err != nil {
 		log.G(ctx).WithError(err).WithField("container_id", i.id).Warn("unmount rootfs")
 		return
 	}
