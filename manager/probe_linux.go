@@ -13,6 +13,8 @@ import (
 	taskAPI "github.com/containerd/containerd/api/runtime/task/v3"
 	"github.com/containerd/ttrpc"
 	"golang.org/x/sys/unix"
+
+	"github.com/custom-shim/containerd-shim-custom-v1/lifetime"
 )
 
 // Bounds of the start action's look at a group's live server.
@@ -36,7 +38,7 @@ const (
 
 // probeServer asks the server at addr whether it is shutting down, and for its pid: it answers
 // Connect without a container id with Version "closing" then (task.service.Connect,
-// ClosingVersion). Such a server takes no new container, and its exit removes the socket at addr
+// lifetime.ClosingVersion). Such a server takes no new container, and its exit removes the socket at addr
 // (pkg/shim's cleanupSockets): a start that joined it, or that made a new socket there before it
 // exited, would hand containerd a socket about to vanish (a container id run again right after
 // its task was deleted, as `ctr run --rm` in a loop does, met the last server of that id 3 times
@@ -56,7 +58,7 @@ func probeServer(ctx context.Context, addr string) (serverState, int) {
 	defer cancel()
 	resp, err := taskAPI.NewTTRPCTaskClient(client).Connect(ctx, &taskAPI.ConnectRequest{})
 	switch {
-	case err == nil && resp.Version == closingVersion:
+	case err == nil && resp.Version == lifetime.ClosingVersion:
 		return serverClosing, int(resp.ShimPid)
 	case err == nil:
 		return serverServing, 0
@@ -65,9 +67,6 @@ func probeServer(ctx context.Context, addr string) (serverState, int) {
 	}
 	return serverServing, 0 // busy (timeout) or another answer: as before the question existed
 }
-
-// closingVersion is task.ClosingVersion (manager does not import task).
-const closingVersion = "closing"
 
 // waitExited waits, bounded by closingWait, until process pid has exited; it reports whether it
 // did. Where the kernel has no pidfds it polls the pid.

@@ -19,16 +19,15 @@ import (
 	"github.com/containerd/containerd/v2/pkg/shim"
 	"github.com/containerd/log"
 
+	"github.com/custom-shim/containerd-shim-custom-v1/lifetime"
 	"github.com/custom-shim/containerd-shim-custom-v1/process"
+	"github.com/custom-shim/containerd-shim-custom-v1/tune"
 )
 
 // Environment variables containerd sets for a shim; the server's pkg/shim publisher reads TTRPC_ADDRESS.
 const (
 	ttrpcAddressEnv = "TTRPC_ADDRESS"
 	grpcAddressEnv  = "GRPC_ADDRESS"
-	gomaxprocsEnv   = "GOMAXPROCS"
-	// socketEnv is task.SocketEnv (manager does not import task): the server's socket address.
-	socketEnv = "CUSTOM_SHIM_SOCKET"
 )
 
 // Files start leaves in the bundle.
@@ -182,7 +181,8 @@ func launch(ctx context.Context, cfg *startConfig, srv *server, l *net.UnixListe
 // the container id). pkg/shim uses -id in serve mode only to derive a socket to remove at exit
 // when the bundle's address file is unreadable; that must never be the group's socket, which
 // the server leaves as soon as it decides to exit (task.retiredSocket): by the time it exits, the
-// group's next server may listen there. The server learns its socket's address from SocketEnv.
+// group's next server may listen there. The server learns its socket's address from
+// lifetime.SocketEnv.
 func forkServer(cfg *startConfig, srv *server, listener *os.File) (*exec.Cmd, error) {
 	self, err := os.Executable()
 	if err != nil {
@@ -194,7 +194,7 @@ func forkServer(cfg *startConfig, srv *server, listener *os.File) (*exec.Cmd, er
 	}
 	cmd := exec.Command(self, args...)
 	cmd.Dir = srv.bundle
-	cmd.Env = setEnv(serverEnv(os.Environ(), cfg), socketEnv, srv.addr)
+	cmd.Env = setEnv(serverEnv(os.Environ(), cfg), lifetime.SocketEnv, srv.addr)
 	cmd.ExtraFiles = []*os.File{listener}
 	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
 	if err := cmd.Start(); err != nil {
@@ -213,7 +213,7 @@ func serverEnv(env []string, cfg *startConfig) []string {
 	if cfg.grpcAddress != "" {
 		env = setEnv(env, grpcAddressEnv, cfg.grpcAddress)
 	}
-	return serverProcsEnv(env)
+	return tune.ServerProcsEnv(env)
 }
 
 // setEnv returns env with every key=… entry replaced by one key=value.

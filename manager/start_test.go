@@ -236,45 +236,10 @@ func TestStartMismatchedBootstrap(t *testing.T) {
 	}
 }
 
-func TestRestoreRuntimeProcs(t *testing.T) {
-	for _, tc := range []struct {
-		name, given string
-		set         bool // runtimeProcsEnv in the environment
-		want        string
-		wantSet     bool
-	}{
-		{name: "containerd's 2", given: "2", set: true, want: "2", wantSet: true},
-		{name: "none given", given: "", set: true, wantSet: false},
-		{name: "not from our start", set: false, want: serverProcs, wantSet: true},
-	} {
-		t.Run(tc.name, func(t *testing.T) {
-			t.Setenv(gomaxprocsEnv, serverProcs)
-			t.Setenv(runtimeProcsEnv, tc.given)
-			if !tc.set {
-				_ = os.Unsetenv(runtimeProcsEnv)
-			}
-			restoreRuntimeProcs()
-			if _, ok := os.LookupEnv(runtimeProcsEnv); ok {
-				t.Errorf("%s still set", runtimeProcsEnv)
-			}
-			got, ok := os.LookupEnv(gomaxprocsEnv)
-			if ok != tc.wantSet || got != tc.want {
-				t.Errorf("GOMAXPROCS = %q (set %v), want %q (set %v)", got, ok, tc.want, tc.wantSet)
-			}
-		})
-	}
-}
-
 func TestServerEnv(t *testing.T) {
 	env := serverEnv([]string{"A=1", "TTRPC_ADDRESS=/old"}, &startConfig{ttrpcAddress: "/new", grpcAddress: "/g"})
-	want := "A=1 TTRPC_ADDRESS=/new GRPC_ADDRESS=/g " + runtimeProcsEnv + "= GOMAXPROCS=" + serverProcs
+	want := "A=1 TTRPC_ADDRESS=/new GRPC_ADDRESS=/g CONTAINERD_SHIM_CUSTOM_RUNTIME_GOMAXPROCS= GOMAXPROCS=1"
 	if got := strings.Join(env, " "); got != want {
 		t.Fatalf("env = %q, want %q", got, want)
-	}
-	// containerd runs start with GOMAXPROCS=2: the server runs with serverProcs, and keeps 2 for
-	// the OCI runtime.
-	env = serverEnv([]string{"GOMAXPROCS=2"}, &startConfig{})
-	if got := strings.Join(env, " "); got != runtimeProcsEnv+"=2 GOMAXPROCS="+serverProcs {
-		t.Fatalf("env = %q", got)
 	}
 }

@@ -8,26 +8,13 @@ import (
 	"fmt"
 	"sync"
 
-	"github.com/containerd/containerd/v2/plugins"
 	"github.com/containerd/errdefs"
-	"github.com/containerd/plugin"
-	"github.com/containerd/plugin/registry"
 )
 
-// PluginID names the shim's Set among pkg/shim's internal plugins: the Sandbox service adds the
-// pods it creates, the Task service patches their member containers' specs and keeps the shim up
-// while a pod lives.
+// PluginID names the shim's Set among pkg/shim's internal plugins (package sandbox registers
+// it): the Sandbox service adds the pods it creates, the Task service patches their member
+// containers' specs and releases a pod its Shutdown names.
 const PluginID = "pods"
-
-func init() {
-	registry.Register(&plugin.Registration{
-		Type: plugins.InternalPlugin,
-		ID:   PluginID,
-		InitFn: func(*plugin.InitContext) (any, error) {
-			return NewSet(), nil
-		},
-	})
-}
 
 // Set is the pods of a shim, by sandbox id.
 type Set struct {

@@ -16,6 +16,7 @@ import (
 	"github.com/containerd/typeurl/v2"
 	"google.golang.org/protobuf/types/known/timestamppb"
 
+	"github.com/custom-shim/containerd-shim-custom-v1/lifetime"
 	"github.com/custom-shim/containerd-shim-custom-v1/pod"
 )
 
@@ -28,11 +29,25 @@ const (
 // service implements the Sandbox API for the pods of this shim.
 type service struct {
 	pods *pod.Set
+	life *lifetime.Server
 }
 
 var _ sandboxAPI.TTRPCSandboxService = (*service)(nil)
 
-func newService(pods *pod.Set) *service { return &service{pods: pods} }
+// newService serves pods, and ties them to the server's life: the server lives while a pod does,
+// a pod's removal may end it, and its shutdown releases every pod (whatever ends the shim, no
+// holder, mount, cgroup or netns pin outlives it).
+func newService(pods *pod.Set, life *lifetime.Server) *service {
+	life.Serves(func() bool { return pods.Len() > 0 })
+	pods.OnRemove(life.ShutdownIfIdle)
+	life.OnStop(func(ctx context.Context) error {
+		if err := pods.ReleaseAll(ctx); err != nil {
+			log.G(ctx).WithError(err).Warn("shutdown: release the pods")
+		}
+		return nil
+	})
+	return &service{pods: pods, life: life}
+}
 
 // get returns the pod a request names: an empty id is InvalidArgument, an unknown one NotFound.
 func (s *service) get(id string) (*pod.Pod, error) {
@@ -49,6 +64,11 @@ func (s *service) CreateSandbox(ctx context.Context, r *sandboxAPI.CreateSandbox
 	if err := pod.ValidID(r.SandboxID); err != nil {
 		return nil, err
 	}
+	done, err := s.life.Reserve() // a shim on its way out takes no new pod
+	if err != nil {
+		return nil, fmt.Errorf("sandbox %s: %w", r.SandboxID, err)
+	}
+	defer done()
 	release, err := s.pods.Reserve(r.SandboxID)
 	if err != nil {
 		return nil, err

@@ -8,13 +8,12 @@ import (
 	taskAPI "github.com/containerd/containerd/api/runtime/task/v3"
 	"github.com/containerd/containerd/api/types/task"
 	"github.com/containerd/containerd/v2/pkg/namespaces"
-	"github.com/containerd/containerd/v2/pkg/shutdown"
 	"github.com/containerd/containerd/v2/plugins"
-	"github.com/containerd/errdefs/pkg/errgrpc"
 	"github.com/containerd/plugin"
 	"github.com/containerd/plugin/registry"
 	"github.com/containerd/ttrpc"
 
+	"github.com/custom-shim/containerd-shim-custom-v1/lifetime"
 	"github.com/custom-shim/containerd-shim-custom-v1/pod"
 )
 
@@ -40,19 +39,20 @@ func init() {
 	registry.Register(&plugin.Registration{
 		Type:     plugins.TTRPCPlugin,
 		ID:       "task",
-		Requires: []plugin.Type{plugins.InternalPlugin},
+		Requires: []plugin.Type{plugins.InternalPlugin, lifetime.PluginType},
 		InitFn: func(ic *plugin.InitContext) (any, error) {
-			ss, err := ic.GetByID(plugins.InternalPlugin, "shutdown")
+			life, err := ic.GetByID(lifetime.PluginType, lifetime.PluginID)
 			if err != nil {
 				return nil, err
 			}
-			pods, err := ic.GetByID(plugins.InternalPlugin, pod.PluginID)
-			if err != nil {
-				return nil, err
+			// The pause-less pods, when the Sandbox service is built in (cmd links it).
+			var pods members
+			if p, err := ic.GetByID(plugins.InternalPlugin, pod.PluginID); err == nil {
+				pods = p.(members)
 			}
 			// Events go to containerd through our own publisher (publish.go), not pkg/shim's.
 			pub := newRemotePublisher(ic.Properties[plugins.PropertyTTRPCAddress])
-			return newService(ic.Context, pub, ss.(shutdown.Service), pods.(*pod.Set)), nil
+			return newService(ic.Context, pub, life.(*lifetime.Server), pods), nil
 		},
 	})
 }
@@ -65,21 +65,6 @@ func (s *service) RegisterTTRPC(server *ttrpc.Server) error {
 	server.RegisterService(serviceV3, desc)
 	server.RegisterService(serviceV2, desc)
 	return nil
-}
-
-// UnaryServerInterceptor converts every error to its gRPC code, once, here, and counts the
-// requests in flight (the shim answers them before it exits). pkg/shim chains it for every
-// service of the shim's server.
-func (s *service) UnaryServerInterceptor() ttrpc.UnaryServerInterceptor {
-	return func(ctx context.Context, u ttrpc.Unmarshaler, _ *ttrpc.UnaryServerInfo, m ttrpc.Method) (any, error) {
-		s.requests.begin()
-		defer s.requests.end()
-		resp, err := m(ctx, u)
-		if err != nil {
-			return nil, errgrpc.ToGRPC(err)
-		}
-		return resp, nil
-	}
 }
 
 func (s *service) methods() map[string]ttrpc.Method {
@@ -119,7 +104,7 @@ func method[Req any, PReq interface{ *Req }, Resp any](fn func(context.Context, 
 // processes, after which the shim is idle until the next.
 func (s *service) trimAfter(m ttrpc.Method) ttrpc.Method {
 	return func(ctx context.Context, unmarshal func(any) error) (any, error) {
-		defer s.trim.after()
+		defer s.trim.After()
 		return m(ctx, unmarshal)
 	}
 }

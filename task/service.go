@@ -13,7 +13,6 @@ import (
 	taskAPI "github.com/containerd/containerd/api/runtime/task/v3"
 	"github.com/containerd/containerd/v2/core/mount"
 	"github.com/containerd/containerd/v2/pkg/protobuf"
-	"github.com/containerd/containerd/v2/pkg/shutdown"
 	"github.com/containerd/containerd/v2/pkg/sys/reaper"
 	"github.com/containerd/errdefs"
 	runc "github.com/containerd/go-runc"
@@ -22,8 +21,9 @@ import (
 	"google.golang.org/protobuf/types/known/emptypb"
 
 	shimio "github.com/custom-shim/containerd-shim-custom-v1/io"
-	"github.com/custom-shim/containerd-shim-custom-v1/pod"
+	"github.com/custom-shim/containerd-shim-custom-v1/lifetime"
 	"github.com/custom-shim/containerd-shim-custom-v1/process"
+	"github.com/custom-shim/containerd-shim-custom-v1/tune"
 )
 
 var empty = &emptypb.Empty{}
@@ -43,48 +43,45 @@ type container struct {
 	unanswered bool
 }
 
+// members is what the Task service needs of the shim's pause-less pods (pod.Set, the Sandbox
+// service's): the pod's files for a member's spec at Create, and a pod's release when
+// containerd's Shutdown names it.
+type members interface {
+	PatchMember(bundle, sandboxID string) error
+	Shutdown(ctx context.Context, id string) error
+}
+
 // service implements the Task API for every container of this shim.
 type service struct {
-	ctx      context.Context // the shim's context: carries the namespace; events use it
-	shutdown shutdown.Service
-	events   *eventQueue
-	router   *exitRouter
-	exits    *exitQueue
-	oom      *oomEvents // OOM hook: task/oom.go
-	trim     *trimmer
-	requests inflight // requests being served: answered before the shim exits
-	// pods are the shim's pause-less pods (the Sandbox service's): their member containers get
-	// the pod's files at Create, and the shim lives while one does.
-	pods *pod.Set
+	ctx    context.Context // the shim's context: carries the namespace; events use it
+	life   *lifetime.Server
+	events *eventQueue
+	router *exitRouter
+	exits  *exitQueue
+	oom    *oomEvents // OOM hook: task/oom.go
+	trim   *tune.Trimmer
+	pods   members // nil in a shim built without the Sandbox service
 
 	mu         sync.Mutex
 	containers map[string]*container // nil value: id reserved by a Create in flight. Guarded by mu.
-	// closing: the shim has decided to exit (shutdownIfIdle). It takes no new container, and
-	// says so to the start action that probes it (Connect), which then waits for it to exit
-	// instead of handing its socket to a new container of the group. Guarded by mu.
-	closing bool
-	// socket is the server's socket once retired (shutdownIfIdle); guarded by mu until the
-	// shutdown callback removes it, last.
-	socket retiredSocket
 	// publishing counts the exit publications (handleExit's goroutines), which the shutdown
 	// waits for before it flushes the events.
 	publishing tracker
 }
 
 // newService starts the exit pump, the dispatcher and the event forwarder; they stop when the
-// shim shuts down.
-func newService(ctx context.Context, pub *remotePublisher, sd shutdown.Service, pods *pod.Set) *service {
+// shim shuts down (its stop step, registered with life).
+func newService(ctx context.Context, pub *remotePublisher, life *lifetime.Server, pods members) *service {
 	s := &service{
 		ctx:        ctx,
-		shutdown:   sd,
+		life:       life,
 		events:     newEventQueue(),
 		router:     newExitRouter(),
 		exits:      newExitQueue(),
 		containers: map[string]*container{},
 		pods:       pods,
 	}
-	// A ShutdownSandbox after the pod's last container was deleted ends the shim.
-	pods.OnRemove(s.shutdownIfIdle)
+	life.Serves(s.busy)
 	s.oom = newOOMEvents(ctx, s.events) // OOM hook: one watcher for all containers
 	// Goroutines that hold an OS thread for good: os/signal's loop (pkg/shim's signal handling;
 	// it waits in the runtime's signal queue as in a system call) and the OOM watcher's epoll_wait.
@@ -92,44 +89,26 @@ func newService(ctx context.Context, pub *remotePublisher, sd shutdown.Service, 
 	if s.oom.w != nil {
 		blocked++
 	}
-	s.trim = newTrimmer(blocked)
+	s.trim = tune.NewTrimmer(blocked)
 	// Delivering events is work too (exits publish them, and the forwarder can trail the last
 	// request by seconds under load): the trim waits for the queue to be drained as well.
-	s.events.idle = s.trim.after
+	s.events.idle = s.trim.After
 	ec := reaper.Default.Subscribe()
 	go s.pump(ec)
 	go s.dispatch()
 	go s.events.forward(ctx, pub)
-	sd.RegisterCallback(func(ctx context.Context) error {
-		// However the shutdown came (the last Shutdown, SIGTERM), the server takes no new
-		// container and leaves the group's socket path first (retire).
-		s.mu.Lock()
-		s.closing = true
-		s.socket.retire()
-		s.mu.Unlock()
-		// Answer what is in flight first: a Delete still to be answered queues its event yet.
-		if !s.requests.wait(ctx, answerGrace, answerWaitMax) {
-			log.G(ctx).WithField("timeout", answerWaitMax).Warn("shutdown: requests still in flight, exiting anyway")
-		}
+	// Run by life once the requests in flight were answered.
+	life.OnStop(func(ctx context.Context) error {
 		// An exit being published (waiting, bounded, for its output to be read) queues its
 		// event yet: the flush below is to deliver it.
 		if !s.publishing.wait(ctx) {
 			log.G(ctx).Warn("shutdown: exits still being published, exiting anyway")
 		}
-		// Whatever ends the shim (the last Shutdown, SIGTERM), no pod's holder, mount, cgroup or
-		// netns pin outlives it.
-		if err := s.pods.ReleaseAll(ctx); err != nil {
-			log.G(ctx).WithError(err).Warn("shutdown: release the pods")
-		}
 		reaper.Default.Unsubscribe(ec)
-		s.trim.stop()
+		s.trim.Stop()
 		s.oom.close() // OOM hook
 		s.events.closeAndFlush()
-		err := pub.Close()
-		s.mu.Lock()
-		s.socket.removeRetired()
-		s.mu.Unlock()
-		return err
+		return pub.Close()
 	})
 	return s
 }
@@ -235,29 +214,30 @@ func (s *service) getProcess(id, execID string) (*container, process.Process, er
 	return c, p, nil
 }
 
-// errClosing answers a request for new work in a shim that is shutting down.
-var errClosing = fmt.Errorf("shim is shutting down: %w", errdefs.ErrUnavailable)
-
-// reserve claims a container id for a Create in flight; a shim that is shutting down takes no
-// new container (Unavailable).
+// reserve claims a container id for a Create in flight: the server for new work (a shim that
+// is shutting down takes no new container: Unavailable), then the id. release(c) puts c in the
+// id's place (nil: gives the id back) and lets the server go.
 func (s *service) reserve(id string) (release func(*container), err error) {
+	done, err := s.life.Reserve()
+	if err != nil {
+		return nil, fmt.Errorf("container %s: %w", id, err)
+	}
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	if s.closing {
-		return nil, fmt.Errorf("container %s: %w", id, errClosing)
-	}
 	if _, ok := s.containers[id]; ok {
+		done()
 		return nil, fmt.Errorf("container %s: %w", id, errdefs.ErrAlreadyExists)
 	}
 	s.containers[id] = nil
 	return func(c *container) {
 		s.mu.Lock()
-		defer s.mu.Unlock()
 		if c == nil {
 			delete(s.containers, id)
 		} else {
 			s.containers[id] = c
 		}
+		s.mu.Unlock()
+		done()
 	}, nil
 }
 
@@ -275,8 +255,10 @@ func (s *service) Create(ctx context.Context, r *taskAPI.CreateTaskRequest) (*ta
 	}
 	// A member of one of this shim's pause-less pods gets the pod's files (hosts, resolv.conf,
 	// hostname, /dev/shm), which CRI leaves to the sandbox in that mode.
-	if err := s.pods.PatchMember(r.Bundle, spec.Annotations[process.SandboxIDAnnotation]); err != nil {
-		return nil, fmt.Errorf("container %s: %w", r.ID, err)
+	if s.pods != nil {
+		if err := s.pods.PatchMember(r.Bundle, spec.Annotations[process.SandboxIDAnnotation]); err != nil {
+			return nil, fmt.Errorf("container %s: %w", r.ID, err)
+		}
 	}
 	opts, err := process.DecodeOptions(r.GetOptions().GetTypeUrl(), r.GetOptions().GetValue())
 	if err != nil {
@@ -522,21 +504,13 @@ func (s *service) Wait(ctx context.Context, r *taskAPI.WaitRequest) (*taskAPI.Wa
 	return &taskAPI.WaitResponse{ExitStatus: uint32(status), ExitedAt: protobuf.ToTimestamp(at)}, nil
 }
 
-// ClosingVersion is what Connect without a container id answers as Version when the shim is
-// shutting down: the start action of a new container of the group asks, and then waits for this
-// shim (ShimPid) to be gone before it starts another on the same socket (manager/probe_linux.go).
-const ClosingVersion = "closing"
-
 // Connect returns the shim's and the init's pids. Asked without a container id (the start
-// action's probe), Version says whether the shim is shutting down (ClosingVersion).
+// action's probe), Version says whether the shim is shutting down (lifetime.ClosingVersion).
 func (s *service) Connect(_ context.Context, r *taskAPI.ConnectRequest) (*taskAPI.ConnectResponse, error) {
 	if r.ID == "" {
-		s.mu.Lock()
-		closing := s.closing
-		s.mu.Unlock()
 		resp := &taskAPI.ConnectResponse{ShimPid: uint32(os.Getpid())}
-		if closing {
-			resp.Version = ClosingVersion
+		if s.life.Closing() {
+			resp.Version = lifetime.ClosingVersion
 		}
 		return resp, nil
 	}
@@ -557,32 +531,26 @@ func (s *service) Shutdown(ctx context.Context, r *taskAPI.ShutdownRequest) (*em
 	// containerd's shim manager sends Shutdown with the id it started the shim for when it deletes
 	// the shim (after its sandbox controller's ShutdownSandbox, or on its own): for a sandbox's
 	// shim that is the pod's id, and the pod goes first (its Release leaves nothing behind).
-	if id := r.GetID(); s.pods.Has(id) {
-		if err := s.pods.Shutdown(ctx, id); err != nil {
+	if id := r.GetID(); s.pods != nil && id != "" {
+		if err := s.pods.Shutdown(ctx, id); err != nil && !errdefs.IsNotFound(err) {
 			log.G(ctx).WithError(err).WithField("sandbox_id", id).Warn("shutdown: release the pod")
 		}
 	}
-	s.shutdownIfIdle()
+	s.life.ShutdownIfIdle()
 	return empty, nil
 }
 
-// shutdownIfIdle stops the shim if it serves no container and holds no pod.
-func (s *service) shutdownIfIdle() {
+// busy reports whether the service still serves a container (one reserved by a Create in flight
+// included); one kept only for the retry of an unanswered Delete does not count (Shutdown).
+func (s *service) busy() bool {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	for _, c := range s.containers {
 		if c == nil || !c.unanswered {
-			return
+			return true
 		}
 	}
-	if s.pods.Len() > 0 {
-		return
-	}
-	// Closing and the socket's move are one step for the start action's probe (Connect reads
-	// closing under mu): a server it finds closing has left the group's path already.
-	s.closing = true
-	s.socket.retire()
-	s.shutdown.Shutdown()
+	return false
 }
 
 func apiStatus(st process.State) taskStatus {

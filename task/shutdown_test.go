@@ -11,16 +11,17 @@ import (
 	taskAPI "github.com/containerd/containerd/api/runtime/task/v3"
 	"github.com/containerd/errdefs"
 
-	"github.com/containerd/containerd/v2/pkg/shutdown"
+	"github.com/custom-shim/containerd-shim-custom-v1/internal/shimtest"
+	"github.com/custom-shim/containerd-shim-custom-v1/lifetime"
 )
 
-// shutdownCounter is a shutdown.Service that counts Shutdown calls.
-type shutdownCounter struct {
-	shutdown.Service
-	calls int
+// newTestService is a service with containers, its life on a counting shutdown.Service.
+func newTestService(containers map[string]*container) (*service, *shimtest.Shutdown) {
+	sd := &shimtest.Shutdown{}
+	s := &service{life: lifetime.New(sd), containers: containers}
+	s.life.Serves(s.busy)
+	return s, sd
 }
-
-func (s *shutdownCounter) Shutdown() { s.calls++ }
 
 // Shutdown stops the shim only when it serves no container; a container kept only for the retry
 // of an unanswered Delete does not count, a Create in flight (a reserved, nil entry) does.
@@ -37,12 +38,11 @@ func TestShutdownWaitsForContainersButNotUnansweredDeletes(t *testing.T) {
 		{"an unanswered delete and a live container", map[string]*container{"a": {id: "a", unanswered: true}, "b": {id: "b"}}, false},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
-			sd := &shutdownCounter{}
-			s := &service{shutdown: sd, containers: tc.containers}
+			s, sd := newTestService(tc.containers)
 			if _, err := s.Shutdown(context.Background(), nil); err != nil {
 				t.Fatal(err)
 			}
-			if got := sd.calls == 1; got != tc.stops {
+			if got := sd.Calls() == 1; got != tc.stops {
 				t.Fatalf("shut down %v, want %v", got, tc.stops)
 			}
 		})
@@ -66,46 +66,6 @@ func TestAnswerRetry(t *testing.T) {
 	if _, ok := s.containers["a"]; ok || s.containers["b"] != live {
 		t.Fatalf("containers after the retry: %v", s.containers)
 	}
-}
-
-// The shutdown waits for the requests in flight to be answered, then for a short quiet time; it
-// gives up after its bound, or when its context ends. (synctest: the clock is the bubble's.)
-func TestInflightWait(t *testing.T) {
-	synctest.Test(t, func(t *testing.T) {
-		ctx := t.Context()
-		var f inflight
-		if !f.wait(ctx, 0, time.Second) {
-			t.Fatal("wait with nothing in flight did not return at once")
-		}
-		f.begin()
-		done := make(chan bool, 1)
-		go func() { done <- f.wait(ctx, 20*time.Millisecond, 5*time.Second) }()
-		time.Sleep(time.Second)
-		synctest.Wait()
-		select {
-		case <-done:
-			t.Fatal("wait returned while a request was in flight")
-		default:
-		}
-		ended := time.Now()
-		f.end()
-		if !<-done {
-			t.Fatal("wait gave up")
-		}
-		if since := time.Since(ended); since != 20*time.Millisecond {
-			t.Fatalf("wait returned %s after the last answer, want the 20 ms grace", since)
-		}
-		f.begin()
-		start := time.Now()
-		if f.wait(ctx, 0, 30*time.Millisecond) || time.Since(start) != 30*time.Millisecond {
-			t.Fatal("wait with a request that never ends did not give up after its bound")
-		}
-		cctx, cancel := context.WithTimeout(ctx, 10*time.Millisecond)
-		defer cancel()
-		if f.wait(cctx, 0, time.Minute) || time.Since(start) != 40*time.Millisecond {
-			t.Fatal("wait did not give up when its context ended")
-		}
-	})
 }
 
 // The shutdown waits for the exit publications in flight; it gives up when its context ends.
@@ -138,15 +98,14 @@ func TestTrackerWait(t *testing.T) {
 // A shim that decided to exit says so to the start action's probe (Connect without an id), and
 // takes no new container.
 func TestClosingShimTakesNoNewContainer(t *testing.T) {
-	sd := &shutdownCounter{}
-	s := &service{shutdown: sd, containers: map[string]*container{}}
+	s, sd := newTestService(map[string]*container{})
 	if r, err := s.Connect(context.Background(), &taskAPI.ConnectRequest{}); err != nil || r.Version != "" || r.ShimPid == 0 {
 		t.Fatalf("probe of a serving shim: %+v, %v", r, err)
 	}
-	if _, err := s.Shutdown(context.Background(), nil); err != nil || sd.calls != 1 {
-		t.Fatalf("shutdown: %v (%d calls)", err, sd.calls)
+	if _, err := s.Shutdown(context.Background(), nil); err != nil || sd.Calls() != 1 {
+		t.Fatalf("shutdown: %v (%d calls)", err, sd.Calls())
 	}
-	if r, err := s.Connect(context.Background(), &taskAPI.ConnectRequest{}); err != nil || r.Version != ClosingVersion {
+	if r, err := s.Connect(context.Background(), &taskAPI.ConnectRequest{}); err != nil || r.Version != lifetime.ClosingVersion {
 		t.Fatalf("probe of a closing shim: %+v, %v", r, err)
 	}
 	if _, err := s.reserve("c1"); !errdefs.IsUnavailable(err) {

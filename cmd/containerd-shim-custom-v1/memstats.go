@@ -22,7 +22,7 @@ func init() {
 	// /tmp/shim-memprofilerate (a number) keeps heap profiling on, for the .heap files.
 	if b, err := os.ReadFile("/tmp/shim-memprofilerate"); err == nil {
 		if r, err := strconv.Atoi(strings.TrimSpace(string(b))); err == nil {
-			memProfileRate = r
+			runtime.MemProfileRate = r
 		}
 	}
 	ch := make(chan os.Signal, 1)

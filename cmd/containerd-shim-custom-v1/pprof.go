@@ -20,11 +20,14 @@ import (
 	"github.com/containerd/plugin/registry"
 )
 
+// goDefaultMemProfileRate is the Go runtime's default heap sampling: one sample per 512 KiB.
+const goDefaultMemProfileRate = 512 * 1024
+
 // pprofReadHeaderTimeout bounds a client that connects and sends nothing.
 const pprofReadHeaderTimeout = time.Minute
 
 func init() {
-	memProfileRate = runtime.MemProfileRate // the Go default, which main would otherwise turn off
+	runtime.MemProfileRate = goDefaultMemProfileRate // package tune turned it off
 	registry.Register(&plugin.Registration{
 		ID:   "pprof",
 		Type: plugins.HTTPHandler,

@@ -1,6 +1,6 @@
 //go:build linux
 
-package task
+package tune
 
 import (
 	"runtime/debug"
@@ -9,8 +9,6 @@ import (
 	"time"
 
 	"github.com/containerd/log"
-
-	"github.com/custom-shim/containerd-shim-custom-v1/process"
 )
 
 // trimDelay is how long the shim must go without a Create, Start or Delete, and with no event
@@ -18,7 +16,7 @@ import (
 // pod's containers, an exec storm) costs one trim, short against the life of an idle shim.
 const trimDelay = 200 * time.Millisecond
 
-// trimmer gives back, once the shim has gone quiet, what the last burst of requests left behind.
+// Trimmer gives back, once the shim has gone quiet, what the last burst of requests left behind.
 //
 // Heap pages: the shim's live heap is under 1 MiB, and the GC already runs at a ~1 MiB goal,
 // but the pages that a Create or Delete used and the GC freed stay resident: the background
@@ -27,11 +25,11 @@ const trimDelay = 200 * time.Millisecond
 // stop-the-world under 1 ms) plus madvise of the free pages, off the request path.
 //
 // OS threads: the Go runtime keeps every thread a burst of blocking system calls made it start;
-// the trim ends them down to what a quiet shim needs (process.EndIdleThreads, QuietThreads). If
+// the trim ends them down to what a quiet shim needs (EndIdleThreads, QuietThreads). If
 // a runc child is alive at that moment (a Kill, a Stats), no thread may end: the threads alone
 // are tried again, trimDelay later, then twice as late each time up to trimRetryMax (a child
 // that is never waited for, see EndIdleThreads, must not keep an idle shim waking up).
-type trimmer struct {
+type Trimmer struct {
 	t       *time.Timer
 	mu      sync.Mutex // a timer Reset after it fired may start the next trim beside this one
 	stopped bool
@@ -41,16 +39,16 @@ type trimmer struct {
 // trimRetryMax bounds the delay between retries of the thread trim.
 const trimRetryMax = 30 * time.Second
 
-// newTrimmer arms the first trim, for what setting up the server left behind. blocked is the
-// number of the shim's goroutines that hold an OS thread for good (process.QuietThreads).
-func newTrimmer(blocked int) *trimmer {
-	keep := process.QuietThreads(blocked)
+// NewTrimmer arms the first trim, for what setting up the server left behind. blocked is the
+// number of the shim's goroutines that hold an OS thread for good (QuietThreads).
+func NewTrimmer(blocked int) *Trimmer {
+	keep := QuietThreads(blocked)
 	// The shim's trim: threads, then (not on a retry) heap pages; false if the threads must be
 	// tried again.
 	return newTrimmerFunc(func(retry bool) bool {
-		ended, done := process.EndIdleThreads(keep)
+		ended, done := EndIdleThreads(keep)
 		if ended > 0 && log.GetLevel() >= log.DebugLevel {
-			log.L.Debugf("trim: ended %d idle OS threads, %d left (quiet: %d)", ended, process.ThreadCount(), keep)
+			log.L.Debugf("trim: ended %d idle OS threads, %d left (quiet: %d)", ended, ThreadCount(), keep)
 		}
 		if !retry {
 			debug.FreeOSMemory()
@@ -59,9 +57,9 @@ func newTrimmer(blocked int) *trimmer {
 	})
 }
 
-// newTrimmerFunc is newTrimmer with another trim (tests).
-func newTrimmerFunc(trim func(retry bool) bool) *trimmer {
-	t := &trimmer{}
+// newTrimmerFunc is NewTrimmer with another trim (tests).
+func newTrimmerFunc(trim func(retry bool) bool) *Trimmer {
+	t := &Trimmer{}
 	t.mu.Lock() // the first trim may fire before t.t is set
 	defer t.mu.Unlock()
 	t.t = time.AfterFunc(trimDelay, func() {
@@ -83,17 +81,17 @@ func newTrimmerFunc(trim func(retry bool) bool) *trimmer {
 	return t
 }
 
-// after (re)arms the trim: a full one runs trimDelay after the last call. Safe for concurrent
+// After (re)arms the trim: a full one runs trimDelay after the last call. Safe for concurrent
 // use.
-func (t *trimmer) after() {
+func (t *Trimmer) After() {
 	if t != nil {
 		t.retry.Store(0)
 		t.t.Reset(trimDelay)
 	}
 }
 
-// stop disarms the trim for good; a trim running meanwhile finishes first.
-func (t *trimmer) stop() {
+// Stop disarms the trim for good; a trim running meanwhile finishes first.
+func (t *Trimmer) Stop() {
 	if t != nil {
 		t.t.Stop()
 		t.mu.Lock()

@@ -1,6 +1,6 @@
 //go:build linux
 
-package task
+package tune
 
 import (
 	"sync"
@@ -14,7 +14,7 @@ func TestTrimmerRunsOnceAfterABurst(t *testing.T) {
 	var n atomic.Int32
 	tr := newTrimmerFunc(func(bool) bool { n.Add(1); return true })
 	for range 5 {
-		tr.after()
+		tr.After()
 		time.Sleep(trimDelay / 4)
 	}
 	if got := n.Load(); got != 0 {
@@ -24,19 +24,19 @@ func TestTrimmerRunsOnceAfterABurst(t *testing.T) {
 	if got := n.Load(); got != 1 {
 		t.Fatalf("%d trims after the burst, want 1", got)
 	}
-	tr.after()
-	tr.stop()
+	tr.After()
+	tr.Stop()
 	time.Sleep(trimDelay * 2)
 	if got := n.Load(); got != 1 {
 		t.Fatalf("%d trims after stop, want still 1", got)
 	}
-	var none *trimmer // a service built without one (unit tests) must not crash
-	none.after()
-	none.stop()
+	var none *Trimmer // a service built without one (unit tests) must not crash
+	none.After()
+	none.Stop()
 }
 
 // A trim that must wait (a runc child was alive, so no thread could end) runs again by itself,
-// as a retry (no heap trim), later each time, until it is done or the trimmer is stopped; the
+// as a retry (no heap trim), later each time, until it is done or the Trimmer is stopped; the
 // next request makes the next trim a full one again.
 func TestTrimmerRetriesUntilDone(t *testing.T) {
 	var mu sync.Mutex
@@ -60,17 +60,17 @@ func TestTrimmerRetriesUntilDone(t *testing.T) {
 	if c := got(); len(c) != 3 || c[0] || !c[1] || !c[2] {
 		t.Fatalf("trims (retry flags) %v, want [false true true]", c)
 	}
-	tr.after()
+	tr.After()
 	time.Sleep(trimDelay + trimDelay/2)
 	if c := got(); len(c) != 4 || c[3] {
 		t.Fatalf("trims (retry flags) %v, want a fourth, full one after a request", c)
 	}
-	tr.stop()
+	tr.Stop()
 
 	var m atomic.Int32
 	tr = newTrimmerFunc(func(bool) bool { m.Add(1); return false })
 	time.Sleep(trimDelay + trimDelay/2)
-	tr.stop()
+	tr.Stop()
 	after := m.Load()
 	time.Sleep(trimDelay * 3)
 	if n := m.Load(); after == 0 || n != after {
@@ -83,7 +83,7 @@ func TestTrimmerRetriesUntilDone(t *testing.T) {
 func TestTrimmerRetriesBackOff(t *testing.T) {
 	var m atomic.Int32
 	tr := newTrimmerFunc(func(bool) bool { m.Add(1); return false })
-	defer tr.stop()
+	defer tr.Stop()
 	// Trims at 1, 2, 4, 8 trimDelays (0.2, 0.4, 0.8, 1.6 s): 4 within 2 s, where a fixed
 	// trimDelay would make 10.
 	time.Sleep(2 * time.Second)

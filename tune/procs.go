@@ -1,16 +1,20 @@
 //go:build linux
 
-package manager
+package tune
 
 import (
 	"os"
 	"runtime"
+	"slices"
 	"strings"
 
 	"github.com/containerd/containerd/v2/plugins"
 	"github.com/containerd/plugin"
 	"github.com/containerd/plugin/registry"
 )
+
+// gomaxprocsEnv is the Go runtime's variable.
+const gomaxprocsEnv = "GOMAXPROCS"
 
 // serverProcs is the shim server's GOMAXPROCS. containerd runs every shim's start with
 // GOMAXPROCS=2 in its environment (core/runtime/v2/command.go appends it after its own, so no
@@ -29,23 +33,26 @@ const serverProcs = "1"
 // inherits the server's environment, and `runc exec` at GOMAXPROCS=1 measured slower.
 const runtimeProcsEnv = "CONTAINERD_SHIM_CUSTOM_RUNTIME_GOMAXPROCS"
 
-// serverProcsEnv returns env with GOMAXPROCS=serverProcs for the server, and env's own
-// GOMAXPROCS (empty if unset) in runtimeProcsEnv for the server's children.
-func serverProcsEnv(env []string) []string {
+// ServerProcsEnv returns env (the start action's, for the server it forks) with
+// GOMAXPROCS=serverProcs for the server, and env's own GOMAXPROCS (empty if unset) in
+// runtimeProcsEnv for the server's children.
+func ServerProcsEnv(env []string) []string {
 	given := ""
 	for _, kv := range env {
 		if v, ok := strings.CutPrefix(kv, gomaxprocsEnv+"="); ok {
 			given = v
 		}
 	}
-	env = setEnv(env, runtimeProcsEnv, given)
-	return setEnv(env, gomaxprocsEnv, serverProcs)
+	env = slices.DeleteFunc(slices.Clone(env), func(kv string) bool {
+		return strings.HasPrefix(kv, gomaxprocsEnv+"=") || strings.HasPrefix(kv, runtimeProcsEnv+"=")
+	})
+	return append(env, runtimeProcsEnv+"="+given, gomaxprocsEnv+"="+serverProcs)
 }
 
-// restoreRuntimeProcs gives the server's environment back the GOMAXPROCS that start was given,
+// RestoreRuntimeProcs gives the server's environment back the GOMAXPROCS that start was given,
 // for the processes the server runs (the Go runtime read GOMAXPROCS at start-up: this process
 // keeps serverProcs).
-func restoreRuntimeProcs() {
+func RestoreRuntimeProcs() {
 	v, ok := os.LookupEnv(runtimeProcsEnv)
 	if !ok {
 		return // not started by our start (a test, a server run by hand): leave it
@@ -66,7 +73,7 @@ func init() {
 		Type: plugins.InternalPlugin,
 		ID:   "procs",
 		InitFn: func(*plugin.InitContext) (any, error) {
-			restoreRuntimeProcs()
+			RestoreRuntimeProcs()
 			return runtime.GOMAXPROCS(0), nil
 		},
 	})
