@@ -12,6 +12,8 @@ import (
 	"path/filepath"
 	"strconv"
 	"strings"
+
+	"github.com/custom-shim/containerd-shim-custom-v1/bundle"
 )
 
 // ShimName is the shim's binary name: containerd derives it from the runtime type.
@@ -23,54 +25,11 @@ const configMode = 0o644
 
 // writeAtomic writes data to path through a temp file in the same directory and a rename, so a
 // reader (containerd loading its config, a shim being exec'd) sees the old file or the new one,
-// never a part. The temp name starts with a dot and does not end in .toml: an import glob such
-// as *.toml does not pick it up, even if a crash leaves it behind. The file gets configMode.
+// never a part, synced (bundle.ReplaceFile). The temp name starts with a dot and does not end in
+// .toml: an import glob such as *.toml does not pick it up, even if a crash leaves it behind.
+// The file gets configMode.
 func writeAtomic(path string, data []byte) error {
-	return replaceAtomic(path, configMode, func(w io.Writer) error {
-		_, err := w.Write(data)
-		return err
-	})
-}
-
-// replaceAtomic is writeAtomic with the content written by fill.
-func replaceAtomic(path string, mode os.FileMode, fill func(io.Writer) error) (retErr error) {
-	dir, base := filepath.Split(path)
-	f, err := os.CreateTemp(dir, "."+base+".tmp-*")
-	if err != nil {
-		return fmt.Errorf("write %s: %w", path, err)
-	}
-	defer func() {
-		if retErr != nil {
-			_ = f.Close()
-			_ = os.Remove(f.Name())
-		}
-	}()
-	if err := fill(f); err != nil {
-		return fmt.Errorf("write %s: %w", path, err)
-	}
-	if err := f.Chmod(mode); err != nil {
-		return fmt.Errorf("write %s: %w", path, err)
-	}
-	if err := f.Sync(); err != nil {
-		return fmt.Errorf("write %s: %w", path, err)
-	}
-	if err := f.Close(); err != nil {
-		return fmt.Errorf("write %s: %w", path, err)
-	}
-	if err := os.Rename(f.Name(), path); err != nil {
-		return fmt.Errorf("write %s: %w", path, err)
-	}
-	return syncDir(dir)
-}
-
-// syncDir makes a rename in dir durable.
-func syncDir(dir string) error {
-	d, err := os.Open(dir)
-	if err != nil {
-		return err
-	}
-	defer func() { _ = d.Close() }()
-	return d.Sync()
+	return bundle.ReplaceFile(path, data, configMode, true)
 }
 
 // fileSHA256 is the hex sha256 of the file at path.
@@ -99,7 +58,7 @@ func installBinary(src, dst, sum string) (bool, error) {
 		return false, fmt.Errorf("install %s: %w", dst, err)
 	}
 	defer func() { _ = in.Close() }()
-	err = replaceAtomic(dst, 0o755, func(w io.Writer) error {
+	err = bundle.ReplaceFileFunc(dst, 0o755, true, func(w io.Writer) error {
 		_, err := io.Copy(w, in)
 		return err
 	})

@@ -8,6 +8,8 @@ import (
 	"os"
 	"strconv"
 	"strings"
+
+	"github.com/custom-shim/containerd-shim-custom-v1/bundle"
 )
 
 // SocketEnv names the environment variable through which the start action tells the server the
@@ -42,10 +44,7 @@ func (r *retiredSocket) retire() {
 	}
 	r.path = retired
 	if _, err := os.Stat(addressFile); err == nil {
-		tmp := addressFile + ".retired"
-		if os.WriteFile(tmp, []byte("unix://"+retired), 0o600) == nil { //nolint:gosec // G703: see above
-			_ = os.Rename(tmp, addressFile)
-		}
+		_ = bundle.ReplaceFile(addressFile, []byte("unix://"+retired), 0o644, false)
 	}
 }
 

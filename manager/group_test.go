@@ -6,6 +6,8 @@ import (
 	"os"
 	"path/filepath"
 	"testing"
+
+	ocibundle "github.com/custom-shim/containerd-shim-custom-v1/bundle"
 )
 
 func TestGroupID(t *testing.T) {
@@ -15,10 +17,10 @@ func TestGroupID(t *testing.T) {
 		want        string
 	}{
 		{name: "no annotations", want: "c1"},
-		{name: "sandbox id", annotations: map[string]string{SandboxIDAnnotation: "pod"}, want: "pod"},
-		{name: "group", annotations: map[string]string{GroupAnnotation: "g"}, want: "g"},
-		{name: "sandbox id wins over group", annotations: map[string]string{GroupAnnotation: "g", SandboxIDAnnotation: "pod"}, want: "pod"},
-		{name: "empty sandbox id ignored", annotations: map[string]string{SandboxIDAnnotation: "", GroupAnnotation: "g"}, want: "g"},
+		{name: "sandbox id", annotations: map[string]string{ocibundle.SandboxIDAnnotation: "pod"}, want: "pod"},
+		{name: "group", annotations: map[string]string{ocibundle.GroupAnnotation: "g"}, want: "g"},
+		{name: "sandbox id wins over group", annotations: map[string]string{ocibundle.GroupAnnotation: "g", ocibundle.SandboxIDAnnotation: "pod"}, want: "pod"},
+		{name: "empty sandbox id ignored", annotations: map[string]string{ocibundle.SandboxIDAnnotation: "", ocibundle.GroupAnnotation: "g"}, want: "g"},
 		{name: "runc-v2 group label is not ours", annotations: map[string]string{"io.containerd.runc.v2.group": "r"}, want: "c1"},
 	}
 	for _, tc := range tests {

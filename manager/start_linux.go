@@ -19,6 +19,7 @@ import (
 	"github.com/containerd/containerd/v2/pkg/shim"
 	"github.com/containerd/log"
 
+	"github.com/custom-shim/containerd-shim-custom-v1/bundle"
 	"github.com/custom-shim/containerd-shim-custom-v1/lifetime"
 	"github.com/custom-shim/containerd-shim-custom-v1/process"
 	"github.com/custom-shim/containerd-shim-custom-v1/tune"
@@ -227,24 +228,10 @@ func setEnv(env []string, key, value string) []string {
 	return append(out, key+"="+value)
 }
 
-// writeAddress atomically writes addr, without a newline, to bundle/address.
-func writeAddress(bundle, addr string) error {
-	f, err := os.CreateTemp(bundle, "."+addressFile+"-*")
-	if err != nil {
-		return fmt.Errorf("write shim address file: %w", err)
-	}
-	defer func() { _ = os.Remove(f.Name()) }() // no-op after the rename
-	_, err = f.WriteString(addr)
-	if cerr := f.Close(); err == nil {
-		err = cerr
-	}
-	if err == nil {
-		err = os.Chmod(f.Name(), 0o644) //nolint:gosec // pkg/shim writes its address files 0644 too; a socket address is no secret
-	}
-	if err == nil {
-		err = os.Rename(f.Name(), filepath.Join(bundle, addressFile))
-	}
-	if err != nil {
+// writeAddress atomically writes addr, without a newline, to dir/address (0644, as pkg/shim
+// writes its address files: a socket address is no secret).
+func writeAddress(dir, addr string) error {
+	if err := bundle.ReplaceFile(filepath.Join(dir, addressFile), []byte(addr), 0o644, false); err != nil {
 		return fmt.Errorf("write shim address file: %w", err)
 	}
 	return nil

@@ -18,6 +18,8 @@ import (
 	"golang.org/x/sys/unix"
 	"google.golang.org/protobuf/proto"
 	"google.golang.org/protobuf/types/known/anypb"
+
+	ocibundle "github.com/custom-shim/containerd-shim-custom-v1/bundle"
 )
 
 const (
@@ -84,7 +86,7 @@ func checkMode(t *testing.T, path string, want os.FileMode) {
 // and without forking.
 func TestStartReusesGroupServer(t *testing.T) {
 	shortSocketRoot(t)
-	pod := map[string]string{SandboxIDAnnotation: "pod1"}
+	pod := map[string]string{ocibundle.SandboxIDAnnotation: "pod1"}
 	b1, b2 := newBundle(t, pod), newBundle(t, pod)
 	addr1, err := legacyStart(t, b1, "pause", nil)
 	if err != nil {
@@ -112,7 +114,7 @@ func TestStartReusesGroupServer(t *testing.T) {
 // the same socket, instead of joining a server whose exit removes that socket.
 func TestStartWaitsForClosingServer(t *testing.T) {
 	shortSocketRoot(t)
-	pod := map[string]string{GroupAnnotation: "g"}
+	pod := map[string]string{ocibundle.GroupAnnotation: "g"}
 	b1, b2 := newBundle(t, pod), newBundle(t, pod)
 	t.Setenv(testServerVersionEnv, "closing")
 	addr1, err := legacyStart(t, b1, "c1", nil)
@@ -144,7 +146,7 @@ func TestStartWaitsForClosingServer(t *testing.T) {
 // TestStartReplacesStaleSocket: the group's server was SIGKILLed and left its socket behind.
 func TestStartReplacesStaleSocket(t *testing.T) {
 	shortSocketRoot(t)
-	pod := map[string]string{GroupAnnotation: "g"}
+	pod := map[string]string{ocibundle.GroupAnnotation: "g"}
 	b1, b2 := newBundle(t, pod), newBundle(t, pod)
 	addr1, err := legacyStart(t, b1, "c1", nil)
 	if err != nil {

@@ -17,6 +17,8 @@ import (
 	"github.com/containerd/containerd/v2/pkg/oci"
 	"github.com/containerd/errdefs"
 	specs "github.com/opencontainers/runtime-spec/specs-go"
+
+	ocibundle "github.com/custom-shim/containerd-shim-custom-v1/bundle"
 )
 
 const testHolderPid = 4242
@@ -42,6 +44,19 @@ func memberPod(t *testing.T, ipc NamespaceMode) *Pod {
 	}
 }
 
+// patchMember reads the spec of bundle dir, patches it with patch and writes it back, as the
+// Task service's Create does.
+func patchMember(patch func(*ocibundle.Spec) error, dir string) error {
+	spec, err := ocibundle.Read(dir)
+	if err != nil {
+		return err
+	}
+	if err := patch(spec); err != nil {
+		return err
+	}
+	return spec.Write()
+}
+
 // memberBundle writes a member's config.json as containerd's CRI plugin builds it in shim mode
 // (containerd's default spec, the pod's namespaces, the sandbox-id annotation) with opts, and
 // returns the bundle.
@@ -54,7 +69,7 @@ func memberBundle(t *testing.T, sandboxID string, opts ...oci.SpecOpts) string {
 		oci.WithLinuxNamespace(specs.LinuxNamespace{Type: specs.IPCNamespace, Path: fmt.Sprintf("/proc/%d/ns/ipc", testHolderPid)}),
 		oci.WithLinuxNamespace(specs.LinuxNamespace{Type: specs.PIDNamespace, Path: fmt.Sprintf("/proc/%d/ns/pid", testHolderPid)}),
 		oci.WithAnnotations(map[string]string{
-			sandboxIDAnnotation: sandboxID, "io.kubernetes.cri.container-type": "container",
+			ocibundle.SandboxIDAnnotation: sandboxID, "io.kubernetes.cri.container-type": "container",
 		}),
 	}
 	spec, err := oci.GenerateSpec(ctx, nil, &containers.Container{ID: "c1"}, append(base, opts...)...)
@@ -150,7 +165,7 @@ func TestPatchMember(t *testing.T) {
 			p := memberPod(t, tc.ipc)
 			bundle := memberBundle(t, p.id, tc.opts...)
 			before, beforeRaw := readSpec(t, bundle)
-			if err := p.PatchMember(bundle); err != nil {
+			if err := patchMember(p.PatchMember, bundle); err != nil {
 				t.Fatal(err)
 			}
 			after, afterRaw := readSpec(t, bundle)
@@ -180,7 +195,7 @@ func TestPatchMember(t *testing.T) {
 			}
 
 			// Once is enough: a second call finds everything there and writes nothing.
-			if err := p.PatchMember(bundle); err != nil {
+			if err := patchMember(p.PatchMember, bundle); err != nil {
 				t.Fatal(err)
 			}
 			if _, again := readSpec(t, bundle); !bytes.Equal(again, afterRaw) {
@@ -196,7 +211,7 @@ func TestPatchMemberNotAMember(t *testing.T) {
 	for _, id := range []string{"other-pod", ""} {
 		bundle := memberBundle(t, id)
 		_, before := readSpec(t, bundle)
-		if err := p.PatchMember(bundle); err != nil {
+		if err := patchMember(p.PatchMember, bundle); err != nil {
 			t.Fatal(err)
 		}
 		if _, after := readSpec(t, bundle); !bytes.Equal(before, after) {
@@ -221,7 +236,7 @@ func TestPatchMemberInvalid(t *testing.T) {
 				t.Fatal(err)
 			}
 		}
-		if err := p.PatchMember(bundle); !errors.Is(err, errdefs.ErrInvalidArgument) {
+		if err := patchMember(p.PatchMember, bundle); !errors.Is(err, errdefs.ErrInvalidArgument) {
 			t.Errorf("%s: %v, want InvalidArgument", name, err)
 		}
 	}
@@ -237,13 +252,18 @@ func TestSetPatchMember(t *testing.T) {
 	}
 	bundle := memberBundle(t, p.id)
 	_, before := readSpec(t, bundle)
-	if err := s.PatchMember(bundle, "unknown"); err != nil {
+	other := memberBundle(t, "unknown")
+	_, otherBefore := readSpec(t, other)
+	if err := patchMember(s.PatchMember, other); err != nil {
 		t.Fatal(err)
 	}
-	if _, after := readSpec(t, bundle); !bytes.Equal(before, after) {
+	if _, after := readSpec(t, other); !bytes.Equal(otherBefore, after) {
 		t.Fatal("patched for another sandbox")
 	}
-	if err := s.PatchMember(bundle, p.id); err != nil {
+	if _, after := readSpec(t, bundle); !bytes.Equal(before, after) {
+		t.Fatal("patched before it was asked to")
+	}
+	if err := patchMember(s.PatchMember, bundle); err != nil {
 		t.Fatal(err)
 	}
 	if after, _ := readSpec(t, bundle); len(after.Mounts) == 0 || after.Mounts[len(after.Mounts)-1].Destination != etcResolv {

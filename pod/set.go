@@ -9,6 +9,8 @@ import (
 	"sync"
 
 	"github.com/containerd/errdefs"
+
+	"github.com/custom-shim/containerd-shim-custom-v1/bundle"
 )
 
 // PluginID names the shim's Set among pkg/shim's internal plugins (package sandbox registers
@@ -167,18 +169,19 @@ func (s *Set) Len() int {
 	return len(s.pods)
 }
 
-// PatchMember gives the container of bundle its pod's shared files if it is a member of one of
-// the set's pods (Pod.PatchMember); a no-op for a shim that has no pod (the pause path) and on
-// a nil Set.
-func (s *Set) PatchMember(bundle, sandboxID string) error {
-	if s == nil || sandboxID == "" {
+// PatchMember gives the container of spec its pod's shared files if it is a member of one of
+// the set's pods (its sandbox-id annotation names one: Pod.PatchMember); a no-op for a shim that
+// has no pod (the pause path) and on a nil Set.
+func (s *Set) PatchMember(spec *bundle.Spec) error {
+	id := spec.Annotation(bundle.SandboxIDAnnotation)
+	if s == nil || id == "" {
 		return nil
 	}
 	s.mu.Lock()
-	p := s.pods[sandboxID]
+	p := s.pods[id]
 	s.mu.Unlock()
 	if p == nil {
 		return nil
 	}
-	return p.PatchMember(bundle)
+	return p.PatchMember(spec)
 }

@@ -17,6 +17,8 @@ import (
 	"google.golang.org/protobuf/proto"
 
 	shimio "github.com/custom-shim/containerd-shim-custom-v1/io"
+
+	ocibundle "github.com/custom-shim/containerd-shim-custom-v1/bundle"
 )
 
 // fakeRuntime is an OCI runtime stand-in: it appends its arguments (one call per line) to
@@ -312,7 +314,7 @@ func TestRestoreDeferredToStart(t *testing.T) {
 	dir, bin, record, bundle := fakeRestoreDir(t)
 	img := filepath.Join(dir, "img")
 	i, err := CreateInit(context.Background(), InitConfig{
-		ID: "c1", Bundle: bundle, Spec: &Spec{Process: &SpecProcess{Cwd: "/"}}, Namespace: "ns", Stdio: shimio.Stdio{},
+		ID: "c1", Bundle: bundle, Spec: &ocibundle.Spec{Process: &ocibundle.Process{Cwd: "/"}}, Namespace: "ns", Stdio: shimio.Stdio{},
 		Options:    &Options{BinaryName: bin, NoPivotRoot: true, CriuWorkPath: filepath.Join(dir, "work")},
 		Checkpoint: img, ParentCheckpoint: filepath.Join(dir, "parent"),
 	})
@@ -369,7 +371,7 @@ func TestRestoreWithFifoStdioGetsPipes(t *testing.T) {
 		defer f.Close()
 	}
 	i, err := CreateInit(context.Background(), InitConfig{
-		ID: "c1", Bundle: bundle, Spec: &Spec{Process: &SpecProcess{Cwd: "/"}}, Namespace: "ns",
+		ID: "c1", Bundle: bundle, Spec: &ocibundle.Spec{Process: &ocibundle.Process{Cwd: "/"}}, Namespace: "ns",
 		Stdio:      shimio.Stdio{Stdin: fifos[0], Stdout: fifos[1], Stderr: fifos[2]},
 		Options:    &Options{BinaryName: bin},
 		Checkpoint: filepath.Join(dir, "img"),

@@ -14,6 +14,7 @@ import (
 	"github.com/containerd/log"
 	"golang.org/x/sys/unix"
 
+	"github.com/custom-shim/containerd-shim-custom-v1/bundle"
 	shimio "github.com/custom-shim/containerd-shim-custom-v1/io"
 	"github.com/custom-shim/containerd-shim-custom-v1/rootfs"
 )
@@ -22,8 +23,9 @@ import (
 type InitConfig struct {
 	ID     string
 	Bundle string
-	// Spec is the bundle's spec as ReadSpec read it.
-	Spec      *Spec
+	// Spec is the bundle's spec (bundle.Read, CheckSpec): CreateInit writes it back with the
+	// request's terminal, and what else the caller changed, before the OCI runtime reads it.
+	Spec      *bundle.Spec
 	Namespace string
 	Rootfs    []mount.Mount
 	Stdio     shimio.Stdio
@@ -75,10 +77,13 @@ func CreateInit(ctx context.Context, cfg InitConfig) (_ *Init, retErr error) {
 			i.release(ctx)
 		}
 	}()
-	if err := setTerminal(cfg.Bundle, cfg.Spec, cfg.Stdio.Terminal); err != nil {
+	if err := cfg.Spec.SetTerminal(cfg.Stdio.Terminal); err != nil {
 		return nil, fmt.Errorf("container %s: %w", cfg.ID, err)
 	}
-	i.sharedPID = !hasOwnPIDNamespace(cfg.Spec)
+	if err := cfg.Spec.Write(); err != nil {
+		return nil, fmt.Errorf("container %s: write OCI spec: %w", cfg.ID, err)
+	}
+	i.sharedPID = !cfg.Spec.HasOwnPIDNamespace()
 	if err := i.mountRootfs(ctx, cfg.Rootfs); err != nil {
 		return nil, err
 	}

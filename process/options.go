@@ -15,6 +15,8 @@ import (
 	"github.com/containerd/errdefs"
 	"github.com/pelletier/go-toml/v2"
 	"google.golang.org/protobuf/proto"
+
+	ocibundle "github.com/custom-shim/containerd-shim-custom-v1/bundle"
 )
 
 // OptionsFile is the name, inside a bundle, of the JSON copy of the resolved runtime options.
@@ -109,7 +111,7 @@ func WriteOptions(bundle string, o *Options) error {
 	if err != nil {
 		return err
 	}
-	return os.WriteFile(filepath.Join(bundle, OptionsFile), b, 0o600)
+	return ocibundle.ReplaceFile(filepath.Join(bundle, OptionsFile), b, 0o600, false)
 }
 
 // ReadOptions reads bundle/options.json. A missing file gives default Options and no error:

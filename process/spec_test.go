@@ -3,107 +3,40 @@
 package process
 
 import (
-	"encoding/json"
 	"os"
 	"path/filepath"
-	"reflect"
 	"testing"
 
 	"github.com/containerd/errdefs"
-	specs "github.com/opencontainers/runtime-spec/specs-go"
+
+	"github.com/custom-shim/containerd-shim-custom-v1/bundle"
 )
 
-func TestReadSpec(t *testing.T) {
-	write := func(content string) string {
-		dir := t.TempDir()
-		if content != "" {
-			if err := os.WriteFile(filepath.Join(dir, "config.json"), []byte(content), 0o600); err != nil {
-				t.Fatal(err)
-			}
-		}
-		return dir
-	}
+// A spec without a process, with no args or with a relative cwd is InvalidArgument.
+func TestCheckSpec(t *testing.T) {
 	for _, tc := range []struct {
-		name, bundle string
+		name, config string
 		ok           bool
 	}{
-		{"valid", write(`{"process":{"args":["true"],"cwd":"/"}}`), true},
-		{"relative bundle", "bundle", false},
-		{"missing bundle", "/nonexistent/bundle", false},
-		{"no config.json", write(""), false},
-		{"not JSON", write("{"), false},
-		{"no process", write(`{"ociVersion":"1.0.2"}`), false},
-		{"no args", write(`{"process":{"cwd":"/"}}`), false},
-		{"relative cwd", write(`{"process":{"args":["true"],"cwd":"tmp"}}`), false},
+		{"valid", `{"process":{"args":["true"],"cwd":"/"}}`, true},
+		{"command line", `{"process":{"commandLine":"true","cwd":"/"}}`, true},
+		{"no process", `{"ociVersion":"1.0.2"}`, false},
+		{"no args", `{"process":{"cwd":"/"}}`, false},
+		{"relative cwd", `{"process":{"args":["true"],"cwd":"tmp"}}`, false},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
-			_, err := ReadSpec(tc.bundle)
+			dir := t.TempDir()
+			if err := os.WriteFile(filepath.Join(dir, bundle.ConfigFile), []byte(tc.config), 0o600); err != nil {
+				t.Fatal(err)
+			}
+			spec, err := bundle.Read(dir)
+			if err != nil {
+				t.Fatal(err)
+			}
+			err = CheckSpec(spec)
 			if tc.ok != (err == nil) || (err != nil && !errdefs.IsInvalidArgument(err)) {
-				t.Fatalf("ReadSpec: %v, want ok=%v or InvalidArgument", err, tc.ok)
+				t.Fatalf("CheckSpec: %v, want ok=%v or InvalidArgument", err, tc.ok)
 			}
 		})
-	}
-}
-
-func TestHasOwnPIDNamespace(t *testing.T) {
-	for _, tc := range []struct {
-		linux *SpecLinux
-		want  bool
-	}{
-		{nil, true},
-		{&SpecLinux{}, false},
-		{&SpecLinux{Namespaces: []specs.LinuxNamespace{{Type: specs.PIDNamespace}}}, true},
-		{&SpecLinux{Namespaces: []specs.LinuxNamespace{{Type: specs.PIDNamespace, Path: "/proc/1/ns/pid"}}}, false},
-	} {
-		if got := hasOwnPIDNamespace(&Spec{Linux: tc.linux}); got != tc.want {
-			t.Errorf("%+v: got %v, want %v", tc.linux, got, tc.want)
-		}
-	}
-}
-
-// The request's terminal is written into the bundle's spec when it differs; nothing else of the
-// spec changes, fields the shim does not know included.
-func TestSetTerminal(t *testing.T) {
-	bundle := t.TempDir()
-	const config = `{"ociVersion":"1.2.0","process":{"args":["sh"],"cwd":"/","env":["A=1"],"x-unknown":{"k":[1,2]}},"root":{"path":"rootfs"},"annotations":{"a":"b"}}`
-	path := filepath.Join(bundle, "config.json")
-	if err := os.WriteFile(path, []byte(config), 0o644); err != nil {
-		t.Fatal(err)
-	}
-	spec, err := ReadSpec(bundle)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := setTerminal(bundle, spec, true); err != nil {
-		t.Fatal(err)
-	}
-	raw, _ := os.ReadFile(path)
-	var got, want map[string]any
-	if err := json.Unmarshal(raw, &got); err != nil {
-		t.Fatal(err)
-	}
-	if err := json.Unmarshal([]byte(config), &want); err != nil {
-		t.Fatal(err)
-	}
-	want["process"].(map[string]any)["terminal"] = true
-	if !reflect.DeepEqual(got, want) {
-		t.Fatalf("spec after setTerminal(true):\n%s\nwant %v", raw, want)
-	}
-	if again, err := ReadSpec(bundle); err != nil || !again.Process.Terminal || !spec.Process.Terminal {
-		t.Fatalf("terminal not set: %v %+v", err, again)
-	}
-	// Already so: the file is not touched.
-	st, _ := os.Stat(path)
-	if err := setTerminal(bundle, spec, true); err != nil {
-		t.Fatal(err)
-	}
-	if st2, _ := os.Stat(path); !os.SameFile(st, st2) {
-		t.Fatal("spec rewritten although it already had a terminal")
-	}
-	if err := setTerminal(bundle, spec, false); err != nil {
-		t.Fatal(err)
-	}
-	if again, _ := ReadSpec(bundle); again.Process.Terminal {
-		t.Fatal("terminal not cleared")
 	}
 }

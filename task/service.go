@@ -20,6 +20,7 @@ import (
 	specs "github.com/opencontainers/runtime-spec/specs-go"
 	"google.golang.org/protobuf/types/known/emptypb"
 
+	"github.com/custom-shim/containerd-shim-custom-v1/bundle"
 	shimio "github.com/custom-shim/containerd-shim-custom-v1/io"
 	"github.com/custom-shim/containerd-shim-custom-v1/lifetime"
 	"github.com/custom-shim/containerd-shim-custom-v1/process"
@@ -47,7 +48,7 @@ type container struct {
 // service's): the pod's files for a member's spec at Create, and a pod's release when
 // containerd's Shutdown names it.
 type members interface {
-	PatchMember(bundle, sandboxID string) error
+	PatchMember(spec *bundle.Spec) error
 	Shutdown(ctx context.Context, id string) error
 }
 
@@ -246,7 +247,10 @@ func (s *service) Create(ctx context.Context, r *taskAPI.CreateTaskRequest) (*ta
 	if err := validID("container", r.ID); err != nil {
 		return nil, err
 	}
-	spec, err := process.ReadSpec(r.Bundle)
+	spec, err := bundle.Read(r.Bundle) // read once: CreateInit writes it back with the changes
+	if err == nil {
+		err = process.CheckSpec(spec)
+	}
 	if err != nil {
 		return nil, fmt.Errorf("container %s: %w", r.ID, err)
 	}
@@ -256,7 +260,7 @@ func (s *service) Create(ctx context.Context, r *taskAPI.CreateTaskRequest) (*ta
 	// A member of one of this shim's pause-less pods gets the pod's files (hosts, resolv.conf,
 	// hostname, /dev/shm), which CRI leaves to the sandbox in that mode.
 	if s.pods != nil {
-		if err := s.pods.PatchMember(r.Bundle, spec.Annotations[process.SandboxIDAnnotation]); err != nil {
+		if err := s.pods.PatchMember(spec); err != nil {
 			return nil, fmt.Errorf("container %s: %w", r.ID, err)
 		}
 	}
