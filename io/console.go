@@ -22,13 +22,6 @@ import (
 // master anyway: a grandchild that keeps the terminal open must not hang Delete.
 var DrainTimeout = 2 * time.Second
 
-// copyBufSize is the size of the copy buffers. A pty master reads at most 4 KiB at a time (the
-// line discipline's buffer), so the output copier reads until the pty is empty or the buffer is
-// full and then writes once: one write per up to 32 reads.
-const copyBufSize = 128 << 10
-
-var bufPool = sync.Pool{New: func() any { b := make([]byte, copyBufSize); return &b }}
-
 // terminal copies between a process's terminal and its stdio destinations. Both directions run
 // on Go's poller (epoll): the pty master, the stdin fifo and the output fifo or pipe are
 // non-blocking, so an idle terminal costs two parked goroutines and no buffer (buffers come from

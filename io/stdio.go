@@ -11,9 +11,7 @@ import (
 	"path/filepath"
 	"sync"
 	"sync/atomic"
-	"time"
 
-	"github.com/containerd/errdefs"
 	"golang.org/x/sys/unix"
 )
 
@@ -195,21 +193,6 @@ func (p *ProcessIO) openStream(path string, pipe bool) (*os.File, error) {
 	return pw, nil
 }
 
-// isFifo reports whether f is a fifo (or pipe). It does not use f.Fd, which would make a
-// non-blocking file blocking and take it off the poller.
-func isFifo(f *os.File) bool {
-	rc, err := f.SyscallConn()
-	if err != nil {
-		return false
-	}
-	var st unix.Stat_t
-	var serr error
-	if rc.Control(func(fd uintptr) { serr = unix.Fstat(int(fd), &st) }) != nil || serr != nil {
-		return false
-	}
-	return st.Mode&unix.S_IFMT == unix.S_IFIFO
-}
-
 // openOutput opens an output path. For a fifo: a read end the shim keeps (its writes never get
 // EPIPE while containerd restarts), then the write end, which opens at once because a reader
 // exists; non-blocking (on Go's poller) for the copier or the console copier. Anything else must
@@ -233,23 +216,6 @@ func (p *ProcessIO) openOutput(path string) (*os.File, error) {
 	}
 	growPipe(wfd)
 	return os.NewFile(uintptr(wfd), path), nil
-}
-
-// outputPipeSize is the buffer the shim asks of an output fifo and of the pipe in front of it
-// (copier). The copier moves pages in the kernel, so these buffers are all that lies between a
-// write and the reader; the kernel's default of 64 KiB makes a fast writer and its reader take
-// turns every 64 KiB. 256 KiB more than halves those switches (a plain pipe here: 1.4 GiB/s at
-// 64 KiB, 2.2 GiB/s at 256 KiB; pipe → splice → fifo at 256 KiB runs as fast as a write into the
-// fifo itself, and at 64 KiB a third slower). The pages are kernel memory only while output is
-// in flight.
-const outputPipeSize = 256 << 10
-
-// growPipe raises fd's pipe buffer to outputPipeSize, never lowers it, and ignores a refusal
-// (fs.pipe-max-size, a user's pipe quota): the size is a speed-up, not a requirement.
-func growPipe(fd int) {
-	if cur, err := unix.FcntlInt(uintptr(fd), unix.F_GETPIPE_SZ, 0); err == nil && cur < outputPipeSize {
-		_, _ = unix.FcntlInt(uintptr(fd), unix.F_SETPIPE_SZ, outputPipeSize)
-	}
 }
 
 // openFile opens a file:// destination: created if missing (with its directory), appended to,
@@ -318,27 +284,6 @@ func (p *ProcessIO) chown(uid, gid uint32) error {
 		}
 	}
 	return nil
-}
-
-var errNotFifo = fmt.Errorf("not a fifo: %w", errdefs.ErrInvalidArgument)
-
-// openFifo opens path, which must already be a fifo (the client creates it).
-func openFifo(path string, flags int) (int, error) {
-	var st unix.Stat_t
-	if err := unix.Stat(path, &st); err != nil {
-		if errors.Is(err, unix.ENOENT) {
-			return -1, fmt.Errorf("%w: %w", err, errdefs.ErrNotFound)
-		}
-		return -1, err
-	}
-	if st.Mode&unix.S_IFMT != unix.S_IFIFO {
-		return -1, errNotFifo
-	}
-	fd, err := unix.Open(path, flags|unix.O_CLOEXEC, 0)
-	if err != nil {
-		return -1, err
-	}
-	return fd, nil
 }
 
 // Set hands the child ends to the runtime command as its stdio.
@@ -426,108 +371,6 @@ func (p *ProcessIO) Close() error {
 		errs = append(errs, l.stop())
 	}
 	return errors.Join(errs...)
-}
-
-// OutputHeld reports whether a process still holds the process's terminal or an output pipe
-// the shim moves to a fifo (copier): Close will then cut that output.
-func (p *ProcessIO) OutputHeld() bool {
-	if p.term != nil && p.term.copying() {
-		return true
-	}
-	p.mu.Lock()
-	defer p.mu.Unlock()
-	for _, c := range p.copiers {
-		if c.output && !c.eof.Load() {
-			return true
-		}
-	}
-	return false
-}
-
-// WaitOutputTaken waits until what the process wrote has been taken from the shim's side: with a
-// terminal, until the copy of its output has ended (every holder of the terminal is gone and the
-// pty read empty); then until its output pipes and fifos hold no unread byte. It gives up when
-// nothing was read for stall, and after limit in all. A file:// output is waited for until the
-// shim has written what its pipe held; a logging binary's pipes and /dev/null need no wait.
-//
-// Why: containerd's client, once it has a process's exit, deletes it, and that cancels its fifo
-// readers (cio's Cancel closes them: containerd#8334), dropping whatever the fifo still holds. A
-// `ctr run -t` lost up to 100 KB of the end of its output that way, with this shim and the
-// reference alike; an exit published once the output is read leaves nothing there to drop.
-func (p *ProcessIO) WaitOutputTaken(limit, stall time.Duration) {
-	defer p.waited.Store(true)
-	deadline := time.Now().Add(limit)
-	if p.term != nil {
-		p.term.waitOut(deadline)
-	}
-	p.mu.Lock()
-	keep := append([]*os.File(nil), p.keep...)
-	copiers := append([]*copier(nil), p.copiers...)
-	p.mu.Unlock()
-	if len(keep) == 0 && len(copiers) == 0 {
-		return
-	}
-	waitRead(func() int {
-		// Upstream first: bytes only move on from a copier's pipe to its fifo, so a byte that
-		// moves between the two reads is counted once or twice, never missed.
-		n := 0
-		for _, c := range copiers {
-			if c.output {
-				n += c.unread()
-			}
-		}
-		for _, f := range keep {
-			n += fifoUnread(f)
-		}
-		return n
-	}, deadline, stall)
-}
-
-// fifoUnread counts the unread bytes of a fifo read end; 0 if it cannot tell (closed).
-func fifoUnread(f *os.File) int {
-	rc, err := f.SyscallConn()
-	if err != nil {
-		return 0
-	}
-	var n int
-	if rc.Control(func(fd uintptr) { n, err = unix.IoctlGetInt(int(fd), unix.TIOCINQ) }) != nil || err != nil {
-		return 0
-	}
-	return n
-}
-
-// Polling of waitRead: a reader that takes the output at once is seen after a millisecond; one
-// that takes longer is looked at less and less often (the count comes from a TIOCINQ per fifo:
-// nothing tells when another process reads a fifo). Doubling up to 16 ms keeps an exec storm to
-// a few dozen ioctls per second per exiting process.
-const (
-	readPollFirst = time.Millisecond
-	readPollMax   = 16 * time.Millisecond
-)
-
-// waitRead waits, polling (readPollFirst, doubling up to readPollMax), until unread reports
-// nothing left, its count has not moved for stall, or deadline passes.
-func waitRead(unread func() int, deadline time.Time, stall time.Duration) {
-	last, since := -1, time.Now()
-	pause := readPollFirst
-	for {
-		n := unread()
-		if n <= 0 {
-			return
-		}
-		now := time.Now()
-		switch {
-		case n != last:
-			last, since = n, now
-		case now.Sub(since) >= stall:
-			return
-		}
-		if now.After(deadline) {
-			return
-		}
-		time.Sleep(pause)
-		pause = min(2*pause, readPollMax)
-	}
 }
 
 // Stdin is part of go-runc's IO interface; the shim never writes to a process's stdin itself.

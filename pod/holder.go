@@ -7,11 +7,9 @@ import (
 	"fmt"
 	"os"
 	"os/exec"
-	"strconv"
 	"strings"
 	"sync"
 	"syscall"
-	"time"
 
 	"github.com/containerd/containerd/v2/pkg/sys/reaper"
 	"github.com/containerd/errdefs"
@@ -137,10 +135,6 @@ type holder struct {
 	released bool        // guarded by procMu
 }
 
-// holderReportTimeout bounds the wait for the holder's report (it confines itself in a few
-// dozen system calls; this matters only for a holder stopped or stuck in the kernel).
-const holderReportTimeout = 5 * time.Second
-
 // startHolder starts a holder in the namespaces s describes and returns once it has confined
 // itself (holder/holder.c: an empty read-only root, no capability, uid and gid 65535, not
 // dumpable, no_new_privs, its seccomp filter) and said so on its report pipe; a holder that
@@ -205,113 +199,6 @@ func startHolder(s nsSpec) (*holder, error) {
 
 // holderConfigMax is the size of the holder's configuration buffer (holder.c: CONFIG_MAX).
 const holderConfigMax = 4096
-
-// pipes owns the fds startHolder opens until it hands them on.
-type pipes struct{ fs []*os.File }
-
-// pipe2 returns a blocking pipe (close-on-exec).
-func (p *pipes) pipe2() (r, w *os.File, err error) {
-	var fds [2]int
-	if err := unix.Pipe2(fds[:], unix.O_CLOEXEC); err != nil {
-		return nil, nil, fmt.Errorf("pipe: %w", err)
-	}
-	r, w = os.NewFile(uintptr(fds[0]), "pipe-r"), os.NewFile(uintptr(fds[1]), "pipe-w")
-	p.fs = append(p.fs, r, w)
-	return r, w, nil
-}
-
-// osPipe returns a pipe whose ends the runtime polls.
-func (p *pipes) osPipe() (r, w *os.File, err error) {
-	r, w, err = os.Pipe()
-	if err != nil {
-		return nil, nil, fmt.Errorf("pipe: %w", err)
-	}
-	p.fs = append(p.fs, r, w)
-	return r, w, nil
-}
-
-// keep takes f out of the set close closes.
-func (p *pipes) keep(f *os.File) {
-	for i, g := range p.fs {
-		if g == f {
-			p.fs[i] = nil
-		}
-	}
-}
-
-func (p *pipes) close() {
-	for i, f := range p.fs {
-		if f != nil {
-			_ = f.Close()
-			p.fs[i] = nil
-		}
-	}
-}
-
-// readReport reads the holder's report lines (holder.c: report) until "ok" or "fail <step>
-// <errno>" and, when it forks into a new PID namespace (forked), "pid <pid>", which it
-// returns. EOF first means it died (its exit status tells how).
-func readReport(f *os.File, forked bool) (int, error) {
-	_ = f.SetReadDeadline(time.Now().Add(holderReportTimeout))
-	var buf []byte
-	chunk := make([]byte, 256)
-	pid, ok := 0, false
-	for !ok || (forked && pid == 0) {
-		line, rest, found := strings.Cut(string(buf), "\n")
-		if !found {
-			n, err := f.Read(chunk)
-			if err != nil {
-				return 0, fmt.Errorf("no report from the holder: %w", err)
-			}
-			buf = append(buf, chunk[:n]...)
-			continue
-		}
-		buf = []byte(rest)
-		fields := strings.Fields(line)
-		switch {
-		case len(fields) == 1 && fields[0] == "ok":
-			ok = true
-		case len(fields) == 2 && fields[0] == "pid":
-			n, err := strconv.Atoi(fields[1])
-			if err != nil || n <= 0 {
-				return 0, fmt.Errorf("holder report %q", line)
-			}
-			pid = n
-		case len(fields) >= 3 && fields[0] == "fail":
-			return 0, holderFailure(fields[1:])
-		default:
-			return 0, fmt.Errorf("holder report %q", line)
-		}
-	}
-	return pid, nil
-}
-
-// holderFailure makes the error of a failed step: "<step words> <errno>", or "sysctl <index>
-// <errno>" (the index of the sysctl in the configuration; the caller names it).
-func holderFailure(fields []string) error {
-	n, err := strconv.Atoi(fields[len(fields)-1])
-	if err != nil {
-		return fmt.Errorf("holder failed: %q", strings.Join(fields, " "))
-	}
-	errno := unix.Errno(n)
-	if fields[0] == "sysctl" && len(fields) == 3 {
-		i, _ := strconv.Atoi(fields[1])
-		return &sysctlError{index: i, errno: errno}
-	}
-	return fmt.Errorf("holder failed to %s: %w", strings.Join(fields[:len(fields)-1], " "), errno)
-}
-
-// sysctlError is a sysctl the holder could not write: the index-th of its configuration.
-type sysctlError struct {
-	index int
-	errno unix.Errno
-}
-
-func (e *sysctlError) Error() string {
-	return fmt.Sprintf("holder failed to write sysctl %d: %v", e.index, e.errno)
-}
-
-func (e *sysctlError) Unwrap() error { return e.errno }
 
 // holderCmd is the command that runs the holder: the memfd exe becomes the child's fd 4 and is
 // executed as /proc/self/fd/4 (os/exec dup2s ExtraFiles onto fds 3, 4, ... in the child before
