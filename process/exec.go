@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"path/filepath"
 	"sync"
+	"sync/atomic"
 
 	"github.com/containerd/errdefs"
 	runc "github.com/containerd/go-runc"
@@ -26,7 +27,9 @@ type Exec struct {
 	init  *Init
 	spec  specs.Process
 	stdio shimio.Stdio
-	io    *shimio.ProcessIO // set by Start, under opMu
+	// io is the process's stdio, set by Start (under opMu) before its pid is known, so that its
+	// exit, published only once the pid is known, finds it: the exit path reads it without opMu.
+	io atomic.Pointer[shimio.ProcessIO]
 }
 
 // ID returns the exec id.
@@ -70,7 +73,7 @@ func (e *Exec) Start(ctx context.Context) error {
 		_ = pio.Close()
 		return err
 	}
-	e.io = pio
+	e.io.Store(pio)
 	e.setPid(pid)
 	e.cas(Created, Running)
 	return nil
@@ -96,23 +99,17 @@ func (e *Exec) Delete(ctx context.Context) error {
 	if err := e.markDeleted(); err != nil {
 		return fmt.Errorf("%s: %w", e.name(), err)
 	}
-	closeIO(ctx, e.io, e.cid, e.id)
+	closeIO(ctx, e.io.Load(), e.cid, e.id)
 	return nil
 }
 
-// WaitOutputTaken waits, bounded, until the exec's output has been read (Process).
-func (e *Exec) WaitOutputTaken() {
-	e.opMu.Lock()
-	pio := e.io
-	e.opMu.Unlock()
-	waitOutputTaken(pio)
-}
+// WaitOutputTaken waits, bounded, until the exec's output has been read (Process). It is on the
+// exit path: it takes no lock (opMu is held across the OCI runtime's exec).
+func (e *Exec) WaitOutputTaken() { waitOutputTaken(e.io.Load()) }
 
 // CloseStdin releases the shim's hold on the stdin fifo (CloseIO).
 func (e *Exec) CloseStdin() error {
-	e.opMu.Lock()
-	pio := e.io
-	e.opMu.Unlock()
+	pio := e.io.Load()
 	if pio == nil {
 		return nil
 	}

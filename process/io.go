@@ -104,7 +104,7 @@ func (e *Exec) Resize(width, height uint32) error {
 	if st := e.State(); st == Stopped || st == Deleted {
 		return fmt.Errorf("%s is %s: cannot resize its terminal: %w", e.name(), st, errdefs.ErrFailedPrecondition)
 	}
-	return resizeIO(e.name(), e.io, width, height)
+	return resizeIO(e.name(), e.io.Load(), width, height)
 }
 
 // consoleSocket is sock as go-runc's option: a nil interface, not a typed nil, without one.
