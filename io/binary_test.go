@@ -11,6 +11,8 @@ import (
 	"time"
 
 	"github.com/containerd/errdefs"
+
+	"github.com/custom-shim/containerd-shim-custom-v1/internal/shimtest"
 )
 
 // loggerScript is a logging binary for tests. Args (sorted query keys): dir <dir> mode <mode>.
@@ -93,7 +95,7 @@ func TestBinaryLoggerGetsStreamsAndEnv(t *testing.T) {
 		{"binary", "ready"}, {"binary", "eof"}, {"binary-v2", "ready"},
 	} {
 		t.Run(tc.scheme+"-"+tc.mode, func(t *testing.T) {
-			base := fdCount(t)
+			base := shimtest.OpenFDs(t)
 			dir := t.TempDir()
 			uri := loggerURI(tc.scheme, bin, dir, tc.mode)
 			p, err := Open(Stdio{Stdout: uri, Stderr: uri}, Config{ID: "c1", Namespace: "ns1"})
@@ -122,7 +124,7 @@ func TestBinaryLoggerGetsStreamsAndEnv(t *testing.T) {
 			if got := readFile(t, filepath.Join(dir, "stderr")); got != "to stderr\n" {
 				t.Errorf("stderr: %q", got)
 			}
-			if got := fdCount(t); got != base {
+			if got := shimtest.OpenFDs(t); got != base {
 				t.Errorf("descriptors: %d before, %d after", base, got)
 			}
 		})
@@ -145,7 +147,7 @@ func TestBinaryLoggerReadiness(t *testing.T) {
 		{"binary-v2", "hang", false},
 	} {
 		t.Run(tc.scheme+"-"+tc.mode, func(t *testing.T) {
-			base := fdCount(t)
+			base := shimtest.OpenFDs(t)
 			uri := loggerURI(tc.scheme, bin, loggerDir(t), tc.mode)
 			p, err := Open(Stdio{Stdout: uri, Stderr: uri}, Config{ID: "c", Namespace: "n"})
 			if tc.ok {
@@ -191,7 +193,7 @@ func TestFileURIAppendsBothStreamsToOneFile(t *testing.T) {
 	if err := os.WriteFile(path, []byte("before\n"), 0o644); err != nil {
 		t.Fatal(err)
 	}
-	base := fdCount(t)
+	base := shimtest.OpenFDs(t)
 	uri := "file://" + path
 	p, err := Open(Stdio{Stdout: uri, Stderr: uri}, Config{})
 	if err != nil {
@@ -213,7 +215,7 @@ func TestFileURIAppendsBothStreamsToOneFile(t *testing.T) {
 	if got := readFile(t, path); got != "before\nout\nerr\n" {
 		t.Errorf("log file: %q", got)
 	}
-	if got := fdCount(t); got != base {
+	if got := shimtest.OpenFDs(t); got != base {
 		t.Errorf("descriptors: %d before, %d after", base, got)
 	}
 	// A missing directory is created.
@@ -236,7 +238,7 @@ func TestFileURIAppendsBothStreamsToOneFile(t *testing.T) {
 // leaves no descriptor behind.
 func TestBinaryLoggerDyingMidStream(t *testing.T) {
 	bin := writeLogger(t)
-	base := fdCount(t)
+	base := shimtest.OpenFDs(t)
 	dir := t.TempDir()
 	uri := loggerURI("binary", bin, dir, "die")
 	p, err := Open(Stdio{Stdout: uri, Stderr: uri}, Config{ID: "c1", Namespace: "ns1"})
@@ -285,10 +287,10 @@ func TestBinaryLoggerDyingMidStream(t *testing.T) {
 func settledFdCount(t *testing.T, base int) int {
 	t.Helper()
 	for range 100 {
-		if n := fdCount(t); n == base {
+		if n := shimtest.OpenFDs(t); n == base {
 			return n
 		}
 		time.Sleep(10 * time.Millisecond)
 	}
-	return fdCount(t)
+	return shimtest.OpenFDs(t)
 }

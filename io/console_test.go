@@ -17,6 +17,8 @@ import (
 	"github.com/containerd/console"
 	"github.com/containerd/errdefs"
 	"golang.org/x/sys/unix"
+
+	"github.com/custom-shim/containerd-shim-custom-v1/internal/shimtest"
 )
 
 // newPty returns a pty master (for Attach) and its slave in raw mode: what the container sees.
@@ -272,7 +274,7 @@ func TestTerminalNoDescriptorLeak(t *testing.T) {
 	in, out := mkfifo(t, "stdin"), mkfifo(t, "stdout")
 	client := openClientFifo(t, out)
 	_ = client
-	base, ptmx := fdCount(t), ptmxCount(t)
+	base, ptmx := shimtest.OpenFDs(t), ptmxCount(t)
 	for range 50 {
 		p, err := Open(Stdio{Stdin: in, Stdout: out, Terminal: true}, Config{})
 		if err != nil {
@@ -285,7 +287,7 @@ func TestTerminalNoDescriptorLeak(t *testing.T) {
 		slave.Close()
 		p.Close()
 	}
-	if got := fdCount(t); got != base {
+	if got := shimtest.OpenFDs(t); got != base {
 		t.Errorf("descriptors: %d before, %d after", base, got)
 	}
 	if got := ptmxCount(t); got != ptmx {

@@ -12,6 +12,8 @@ import (
 	"time"
 
 	"golang.org/x/sys/unix"
+
+	"github.com/custom-shim/containerd-shim-custom-v1/internal/shimtest"
 )
 
 // openCopied opens a process's stdout and stderr on one fifo, and the client's
@@ -63,7 +65,7 @@ func TestCopiedOutputReachesFifo(t *testing.T) {
 // A process left behind holds the pipe: the client gets no EOF until Close, which cuts the
 // output whatever holds it.
 func TestCopiedOutputCutAtClose(t *testing.T) {
-	before := fdCount(t)
+	before := shimtest.OpenFDs(t)
 	p, client := openCopied(t)
 	held, err := unix.Dup(int(p.child[1].Fd())) // what `sleep 365d &` inherits
 	if err != nil {
@@ -122,7 +124,7 @@ func TestCopiedOutputCutAtClose(t *testing.T) {
 	client.Close()
 	unix.Close(held)
 	held = -1
-	if after := fdCount(t); after != before {
+	if after := shimtest.OpenFDs(t); after != before {
 		t.Fatalf("descriptors: %d before, %d after Close", before, after)
 	}
 }

@@ -14,6 +14,8 @@ import (
 	"time"
 
 	"golang.org/x/sys/unix"
+
+	"github.com/custom-shim/containerd-shim-custom-v1/internal/shimtest"
 )
 
 func mkfifo(t *testing.T, name string) string {
@@ -23,15 +25,6 @@ func mkfifo(t *testing.T, name string) string {
 		t.Fatal(err)
 	}
 	return p
-}
-
-func fdCount(t *testing.T) int {
-	t.Helper()
-	ents, err := os.ReadDir("/proc/self/fd")
-	if err != nil {
-		t.Fatal(err)
-	}
-	return len(ents)
 }
 
 // The process gets pipes, never the client's fifos: criu can dump a pipe (runc records it as an
@@ -130,7 +123,7 @@ func TestStdinHeldUntilCloseStdin(t *testing.T) {
 }
 
 func TestNullAndMissingStdioLeaveNoDescriptor(t *testing.T) {
-	base := fdCount(t)
+	base := shimtest.OpenFDs(t)
 	p, err := Open(Stdio{}, Config{})
 	if err != nil {
 		t.Fatal(err)
@@ -146,7 +139,7 @@ func TestNullAndMissingStdioLeaveNoDescriptor(t *testing.T) {
 	if _, err := Open(Stdio{Stdin: in, Stdout: "/nonexistent/out"}, Config{}); err == nil {
 		t.Fatal("missing stdout fifo accepted")
 	}
-	if got := fdCount(t); got != base {
+	if got := shimtest.OpenFDs(t); got != base {
 		t.Fatalf("descriptors: %d before, %d after", base, got)
 	}
 }

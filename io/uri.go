@@ -71,7 +71,7 @@ func parseOutput(stdout string) (output, error) {
 }
 
 // loggerArgs turns the query into logger arguments: each key, then its first value if any, as
-// the reference shim does (process/io_util.go:NewBinaryCmd). Keys are sorted so that the
+// the reference shim does (containerd's pkg/process/io_util.go:NewBinaryCmd). Keys are sorted so that the
 // command line is stable (the reference's follows Go's random map order).
 func loggerArgs(q url.Values) []string {
 	keys := make([]string, 0, len(q))

@@ -31,3 +31,13 @@ func init() {
 		},
 	})
 }
+
+// FromPlugins returns the server's life from a service plugin's init context (the plugin
+// requires PluginType).
+func FromPlugins(ic *plugin.InitContext) (*Server, error) {
+	life, err := ic.GetByID(PluginType, PluginID)
+	if err != nil {
+		return nil, err
+	}
+	return life.(*Server), nil
+}

@@ -181,7 +181,7 @@ func launch(ctx context.Context, cfg *startConfig, srv *server, l *net.UnixListe
 // Its -id is the group id and the start's pid, "<group>@<pid>" (containerd's runc shim passes
 // the container id). pkg/shim uses -id in serve mode only to derive a socket to remove at exit
 // when the bundle's address file is unreadable; that must never be the group's socket, which
-// the server leaves as soon as it decides to exit (task.retiredSocket): by the time it exits, the
+// the server leaves as soon as it decides to exit (lifetime.retiredSocket): by the time it exits, the
 // group's next server may listen there. The server learns its socket's address from
 // lifetime.SocketEnv.
 func forkServer(cfg *startConfig, srv *server, listener *os.File) (*exec.Cmd, error) {

@@ -12,18 +12,15 @@ import (
 	"testing"
 
 	"github.com/containerd/cgroups/v3"
+
+	"github.com/custom-shim/containerd-shim-custom-v1/internal/shimtest"
 )
 
 // requireRootV1 gates the tests that make real cgroup v1 memory cgroups: ROOT_TESTS=1 (the
 // Makefile's root-test target), root, and a v1 memory hierarchy.
 func requireRootV1(t *testing.T) string {
 	t.Helper()
-	if os.Getenv("ROOT_TESTS") != "1" {
-		t.Skip("needs ROOT_TESTS=1 (make root-test)")
-	}
-	if os.Geteuid() != 0 {
-		t.Fatal("ROOT_TESTS=1 but not root")
-	}
+	shimtest.RequireRoot(t)
 	if cgroups.Mode() == cgroups.Unified {
 		t.Skip("cgroup v2 host: no v1 memory hierarchy")
 	}
@@ -117,7 +114,7 @@ func TestRootV1Cycles(t *testing.T) {
 	root := requireRootV1(t)
 	r := newRecorder()
 	w := newTestWatcher(t, V1, r)
-	base := openFDs(t)
+	base := shimtest.OpenFDs(t)
 	const cycles = 1000
 	for i := 1; i <= cycles; i++ {
 		dir := filepath.Join(root, fmt.Sprintf("oomtest-%d-cycle", os.Getpid()))
@@ -141,7 +138,7 @@ func TestRootV1Cycles(t *testing.T) {
 	if w.Len() != 0 {
 		t.Fatalf("Len after %d cycles: %d", cycles, w.Len())
 	}
-	if now := openFDs(t); now != base {
+	if now := shimtest.OpenFDs(t); now != base {
 		t.Fatalf("open fds: %d before, %d after %d cycles", base, now, cycles)
 	}
 	if n := r.count("same-id"); n != 1 {

@@ -14,6 +14,8 @@ import (
 
 	"github.com/containerd/errdefs"
 	"golang.org/x/sys/unix"
+
+	"github.com/custom-shim/containerd-shim-custom-v1/internal/shimtest"
 )
 
 // waitTimeout bounds waits for something the watcher's goroutine must do; it is not a speed
@@ -298,7 +300,7 @@ func TestCyclesLeaveNothing(t *testing.T) {
 	r := newRecorder()
 	w := newTestWatcher(t, V2, r)
 	f := newFakeV2(t)
-	base := openFDs(t)
+	base := shimtest.OpenFDs(t)
 	for i := 1; i <= 1000; i++ {
 		if err := w.AddDir("same-id", f.dir); err != nil {
 			t.Fatalf("cycle %d: %v", i, err)
@@ -312,7 +314,7 @@ func TestCyclesLeaveNothing(t *testing.T) {
 	if w.Len() != 0 {
 		t.Fatalf("Len after cycles: %d", w.Len())
 	}
-	if now := openFDs(t); now != base {
+	if now := shimtest.OpenFDs(t); now != base {
 		t.Fatalf("open fds: %d before, %d after 1000 cycles", base, now)
 	}
 	if n := r.count("same-id"); n != 1 {
@@ -322,7 +324,7 @@ func TestCyclesLeaveNothing(t *testing.T) {
 
 // Close releases every watch and the watcher's own fds, and stops its goroutine.
 func TestCloseReleasesEverything(t *testing.T) {
-	base := openFDs(t)
+	base := shimtest.OpenFDs(t)
 	r := newRecorder()
 	w, err := NewMode(V2, r.onOOM)
 	if err != nil {
@@ -348,18 +350,9 @@ func TestCloseReleasesEverything(t *testing.T) {
 	if w.Len() != 0 {
 		t.Fatalf("Len after Close: %d", w.Len())
 	}
-	if now := openFDs(t); now != base {
+	if now := shimtest.OpenFDs(t); now != base {
 		t.Fatalf("open fds: %d before, %d after Close", base, now)
 	}
-}
-
-func openFDs(t *testing.T) int {
-	t.Helper()
-	ents, err := os.ReadDir("/proc/self/fd")
-	if err != nil {
-		t.Fatal(err)
-	}
-	return len(ents)
 }
 
 func TestModeString(t *testing.T) {

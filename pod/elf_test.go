@@ -18,6 +18,8 @@ import (
 
 	"github.com/containerd/containerd/v2/pkg/sys/reaper"
 	"golang.org/x/sys/unix"
+
+	"github.com/custom-shim/containerd-shim-custom-v1/internal/shimtest"
 )
 
 // Both images are well-formed static executables (as go generate assembles them): one PT_LOAD,
@@ -75,7 +77,7 @@ func TestHolderImageLayout(t *testing.T) {
 // empty, not dumpable, with no_new_privs and a seccomp filter, and exits 0 once the life line's
 // write end closes.
 func TestHolderRuns(t *testing.T) {
-	requireRoot(t)
+	shimtest.RequireRoot(t)
 	marker := filepath.Join(t.TempDir(), "host-marker")
 	if err := os.WriteFile(marker, []byte("host"), 0o644); err != nil {
 		t.Fatal(err)
@@ -169,7 +171,7 @@ func expectConfined(t *testing.T, pid int, marker string) {
 // A holder that fails a step reports the step and the errno, and startHolder reaps it: a sysctl
 // the kernel does not have fails with ENOENT, named by its index (Pod.Start names the key).
 func TestHolderReportsFailure(t *testing.T) {
-	requireRoot(t)
+	shimtest.RequireRoot(t)
 	_, err := startHolder(nsSpec{id: "fails", unshare: unix.CLONE_NEWIPC,
 		sysctls: []sysctl{{key: "kernel.shm_nonexistent", path: "/proc/sys/kernel/shm_nonexistent", value: "1"}}})
 	var se *sysctlError
@@ -184,7 +186,7 @@ func TestHolderReportsFailure(t *testing.T) {
 // step can only run on an arm64 machine), and the report says so. Where qemu-user-static (or
 // qemu-user) is not installed, the test fails with CI=true and is skipped otherwise.
 func TestHolderArm64UnderQemu(t *testing.T) {
-	requireRoot(t)
+	shimtest.RequireRoot(t)
 	qemu := ""
 	for _, name := range []string{"qemu-aarch64-static", "qemu-aarch64"} {
 		if p, err := exec.LookPath(name); err == nil {
@@ -254,7 +256,7 @@ func TestHolderArm64UnderQemu(t *testing.T) {
 // PAUSE_BINARY set (e.g. a build of hack/pause), the same figures of that program, idle, for
 // comparison.
 func TestHolderCost(t *testing.T) {
-	requireRoot(t)
+	shimtest.RequireRoot(t)
 	h, err := startHolder(nsSpec{id: "holder-cost"})
 	if err != nil {
 		t.Fatal(err)

@@ -12,13 +12,15 @@ import (
 
 	"github.com/containerd/errdefs"
 	"golang.org/x/sys/unix"
+
+	"github.com/custom-shim/containerd-shim-custom-v1/internal/shimtest"
 )
 
 // hostPod is a pod with every namespace the host's but its holder's own mount namespace (the
 // one privilege it needs: CAP_SYS_ADMIN for CLONE_NEWNS and its mounts).
 func hostPod(t *testing.T) *Pod {
 	t.Helper()
-	requireRoot(t)
+	shimtest.RequireRoot(t)
 	p, err := New(Options{ID: "host-pod", Bundle: t.TempDir(), Config: &Config{Network: ModeNode, IPC: ModeNode, PID: ModeNode}})
 	if err != nil {
 		t.Fatal(err)

@@ -6,24 +6,18 @@ import (
 	"bytes"
 	"os"
 	"os/exec"
-	"os/signal"
 	"testing"
 
 	"github.com/containerd/containerd/v2/pkg/sys/reaper"
-	"golang.org/x/sys/unix"
+
+	"github.com/custom-shim/containerd-shim-custom-v1/internal/shimtest"
 )
 
 // TestMain reaps children the way pkg/shim does in the shim (SIGCHLD → reaper.Reap), so that
 // holders are waited through reaper.Default as in production; with POD_TEST_SHIM set, the test
 // binary is a stand-in shim instead (runFakeShim).
 func TestMain(m *testing.M) {
-	ch := make(chan os.Signal, 32)
-	signal.Notify(ch, unix.SIGCHLD)
-	go func() {
-		for range ch {
-			_ = reaper.Reap()
-		}
-	}()
+	shimtest.ReapLoop()
 	if os.Getenv(fakeShimEnv) != "" {
 		os.Exit(runFakeShim())
 	}

@@ -13,6 +13,8 @@ import (
 	v1stats "github.com/containerd/cgroups/v3/cgroup1/stats"
 	"github.com/containerd/errdefs"
 	specs "github.com/opencontainers/runtime-spec/specs-go"
+
+	"github.com/custom-shim/containerd-shim-custom-v1/internal/shimtest"
 )
 
 func TestCgroupPath(t *testing.T) {
@@ -49,7 +51,7 @@ func TestMetricsNotFound(t *testing.T) {
 // The statistics of a real cgroup v1 pod cgroup, by path and by systemd slice name: cgroup1's
 // stats.Metrics, with the memory and CPU of the group.
 func TestMetricsV1(t *testing.T) {
-	requireRoot(t)
+	shimtest.RequireRoot(t)
 	if cgroups.Mode() == cgroups.Unified {
 		t.Skip("cgroup v2 host")
 	}

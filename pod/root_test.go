@@ -18,18 +18,9 @@ import (
 
 	"github.com/containerd/containerd/v2/pkg/sys/reaper"
 	"golang.org/x/sys/unix"
-)
 
-// requireRoot gates tests that need root: ROOT_TESTS=1 (make root-test).
-func requireRoot(t *testing.T) {
-	t.Helper()
-	if os.Getenv("ROOT_TESTS") != "1" {
-		t.Skip("needs ROOT_TESTS=1 (make root-test)")
-	}
-	if os.Geteuid() != 0 {
-		t.Fatal("ROOT_TESTS=1 but not root")
-	}
-}
+	"github.com/custom-shim/containerd-shim-custom-v1/internal/shimtest"
+)
 
 // newNetns creates a named network namespace (ip netns add) for the test and returns its path.
 func newNetns(t *testing.T) string {
@@ -114,7 +105,7 @@ func hostNamespaces(t *testing.T) map[string]uint64 {
 // host, the shm is a tmpfs as podsandbox mounts it, an orphan of the pod is reaped by the
 // holder, Stop ends the holder and unmounts shm, Release leaves nothing.
 func TestPodNamespaces(t *testing.T) {
-	requireRoot(t)
+	shimtest.RequireRoot(t)
 	ctx := t.Context()
 	netns := newNetns(t)
 	host := hostNamespaces(t)
@@ -250,7 +241,7 @@ func nothingLeft(t *testing.T, bundle string, ipcIno uint64) {
 // and UTS namespaces and PID namespace, has an IPC namespace of its own; the hostname file is
 // the host's.
 func TestHostNetworkPod(t *testing.T) {
-	requireRoot(t)
+	shimtest.RequireRoot(t)
 	ctx := t.Context()
 	host := hostNamespaces(t)
 	hostName, _ := os.Hostname()
@@ -288,7 +279,7 @@ func TestHostNetworkPod(t *testing.T) {
 // dead shim's end of the pipe, and exits. CleanupBundle (the delete action's) then removes the
 // dead pod's mount and files.
 func TestShimKilled(t *testing.T) {
-	requireRoot(t)
+	shimtest.RequireRoot(t)
 	// Orphans of the test come to it (and TestMain reaps them), not to the host's init.
 	if err := unix.Prctl(unix.PR_SET_CHILD_SUBREAPER, 1, 0, 0, 0); err != nil {
 		t.Fatal(err)
@@ -381,7 +372,7 @@ func hasAll(opts string, want ...string) bool {
 // bundle, with the OOM score of a sandbox (-998, or as low as the shim may set it). Stop
 // removes the cgroup; so does CleanupBundle after a holder that outlived no shim.
 func TestHolderPlacement(t *testing.T) {
-	requireRoot(t)
+	shimtest.RequireRoot(t)
 	parent := fmt.Sprintf("/pod-test-%d", os.Getpid())
 	t.Cleanup(func() {
 		dirs, _ := filepath.Glob("/sys/fs/cgroup/*" + parent)
@@ -525,7 +516,7 @@ func ownerIno(t *testing.T, path string) uint64 {
 // both the holder runs as 65535 of the pod (the host's 100000 + 65535), PID 1 of the pod, with
 // the pod's hostname.
 func TestUsernsPod(t *testing.T) {
-	requireRoot(t)
+	shimtest.RequireRoot(t)
 	maps := []IDMap{{ContainerID: 0, HostID: 100000, Length: 65536}}
 	for _, tc := range []struct {
 		name    string

@@ -16,6 +16,8 @@ import (
 	"github.com/containerd/cgroups/v3"
 	"github.com/containerd/cgroups/v3/cgroup1"
 	"github.com/containerd/errdefs"
+
+	"github.com/custom-shim/containerd-shim-custom-v1/internal/shimtest"
 )
 
 // The mount roots of the v1 controllers, as the shim reads them once: co-mounted controllers,
@@ -44,12 +46,7 @@ not a mountinfo line
 // for every controller, the group cgroup1.PidPath finds by reading mountinfo each time; the OOM
 // directory is the memory group; the metrics read; a gone process is an error.
 func TestLoadCgroupV1(t *testing.T) {
-	if os.Getenv("ROOT_TESTS") != "1" {
-		t.Skip("needs ROOT_TESTS=1 (make root-test)")
-	}
-	if os.Geteuid() != 0 {
-		t.Fatal("ROOT_TESTS=1 but not root")
-	}
+	shimtest.RequireRoot(t)
 	if cgroups.Mode() == cgroups.Unified {
 		t.Skip("cgroup v2 host: no v1 hierarchy")
 	}

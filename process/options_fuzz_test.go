@@ -12,7 +12,7 @@ import (
 	"google.golang.org/protobuf/proto"
 )
 
-// FuzzDecodeOptions feeds DecodeOptions arbitrary type URLs and payloads (issue 5, "Bad input"):
+// FuzzDecodeOptions feeds DecodeOptions arbitrary type URLs and payloads:
 // it must never panic, every error must be InvalidArgument, and what decodes as runc Options
 // must keep its fields. Run with `make fuzz` or
 // `go test -run '^$' -fuzz FuzzDecodeOptions -fuzztime 30s ./process`; the seed corpus is in

@@ -7,20 +7,21 @@ import (
 	"fmt"
 	"os"
 	"os/exec"
-	"strconv"
 	"strings"
 	"testing"
 	"time"
 
 	"github.com/containerd/errdefs"
 	"golang.org/x/sys/unix"
+
+	"github.com/custom-shim/containerd-shim-custom-v1/internal/shimtest"
 )
 
 // A process signalled through its pidfd: the signal reaches it while it lives; once it has been
 // reaped, a signal is NotFound, even after its pid was given to another process (forced here with
 // ns_last_pid: root only), and that other process gets nothing.
 func TestSignalNeverReachesReusedPid(t *testing.T) {
-	requireRoot(t)
+	shimtest.RequireRoot(t)
 	victim := exec.Command("sleep", "100")
 	if err := victim.Start(); err != nil {
 		t.Fatal(err)
@@ -38,7 +39,7 @@ func TestSignalNeverReachesReusedPid(t *testing.T) {
 	// It dies and is reaped; its exit is not recorded yet (the window the pidfd closes).
 	victim.Process.Kill()
 	victim.Wait()
-	stranger := takePid(t, pid)
+	stranger := shimtest.StartWithPid(t, pid, 50)
 	defer func() { stranger.Process.Kill(); stranger.Wait() }()
 	err := e.Kill(t.Context(), uint32(unix.SIGKILL), false)
 	if !errdefs.IsNotFound(err) {
@@ -61,38 +62,5 @@ func TestSignalAfterMarkReapedWithoutPidfd(t *testing.T) {
 	}
 	if err := e.Kill(t.Context(), uint32(unix.SIGTERM), false); !errors.Is(err, errdefs.ErrNotFound) {
 		t.Fatalf("kill of a reaped process: %v, want NotFound", err)
-	}
-}
-
-// takePid starts a process with pid, free again: ns_last_pid set to pid-1 just before the fork
-// (the way CRIU restores pids). Another fork on the host may take it first: tried a few times.
-func takePid(t *testing.T, pid int) *exec.Cmd {
-	t.Helper()
-	for range 50 {
-		if err := os.WriteFile("/proc/sys/kernel/ns_last_pid", []byte(strconv.Itoa(pid-1)), 0); err != nil {
-			t.Fatalf("set ns_last_pid: %v", err)
-		}
-		c := exec.Command("sleep", "100")
-		if err := c.Start(); err != nil {
-			t.Fatal(err)
-		}
-		if c.Process.Pid == pid {
-			return c
-		}
-		c.Process.Kill()
-		c.Wait()
-	}
-	t.Fatalf("could not start a process with pid %d", pid)
-	return nil
-}
-
-// requireRoot gates tests that need root: ROOT_TESTS=1 (make root-test).
-func requireRoot(t *testing.T) {
-	t.Helper()
-	if os.Getenv("ROOT_TESTS") != "1" {
-		t.Skip("needs ROOT_TESTS=1 (make root-test)")
-	}
-	if os.Geteuid() != 0 {
-		t.Fatal("ROOT_TESTS=1 but not root")
 	}
 }

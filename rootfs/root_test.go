@@ -10,7 +10,6 @@ import (
 	"os/exec"
 	"path/filepath"
 	"slices"
-	"strconv"
 	"strings"
 	"testing"
 	"time"
@@ -19,22 +18,19 @@ import (
 	"github.com/containerd/errdefs"
 	"github.com/moby/sys/mountinfo"
 	"golang.org/x/sys/unix"
+
+	"github.com/custom-shim/containerd-shim-custom-v1/internal/shimtest"
 )
 
-// requireRoot gates tests that need root: ROOT_TESTS=1 (make root-test). Their tools
-// (mkfs.erofs from erofs-utils, mkfs.ext4) and erofs in the kernel are required the same way:
-// missing, they fail with CI=true and skip otherwise.
-func requireRoot(t *testing.T) {
+// requireRootAndTools gates tests that need root (shimtest.RequireRoot) and the tools they
+// use (mkfs.erofs from erofs-utils, mkfs.ext4) and erofs in the kernel: missing, those fail with
+// CI=true and skip otherwise.
+func requireRootAndTools(t *testing.T) {
 	t.Helper()
-	if os.Getenv("ROOT_TESTS") != "1" {
-		t.Skip("needs ROOT_TESTS=1 (make root-test)")
-	}
-	if os.Geteuid() != 0 {
-		t.Fatal("ROOT_TESTS=1 but not root")
-	}
+	shimtest.RequireRoot(t)
 	for _, tool := range []string{"mkfs.erofs", "mkfs.ext4"} {
 		if _, err := exec.LookPath(tool); err != nil {
-			prerequisite(t, "%s not found (hack/deps.sh installs erofs-utils and e2fsprogs)", tool)
+			shimtest.Prerequisite(t, "%s not found (hack/deps.sh installs erofs-utils and e2fsprogs)", tool)
 		}
 	}
 	fs, _ := os.ReadFile("/proc/filesystems")
@@ -43,14 +39,6 @@ func requireRoot(t *testing.T) {
 		// clearly enough if it is not.
 		_ = exec.Command("modprobe", "erofs").Run()
 	}
-}
-
-func prerequisite(t *testing.T, format string, args ...any) {
-	t.Helper()
-	if ci, _ := strconv.ParseBool(os.Getenv("CI")); ci {
-		t.Fatalf("missing prerequisite (CI=true): "+format, args...)
-	}
-	t.Skipf("missing prerequisite: "+format, args...)
 }
 
 // layers builds two erofs layer images with mkfs.erofs, as containerd's erofs snapshotter keeps
@@ -100,7 +88,7 @@ func erofsMount(img string) mount.Mount {
 
 var shapes = []shape{{
 	// Block mode (default_size set): a writable ext4 image made by mkfs, its upper and work
-	// directories made by mkdir, the layers by {{ overlay }}: the rootfs of issue 24.
+	// directories made by mkdir, the layers by {{ overlay }}: the shape of a node whose erofs snapshotter has default_size set.
 	name: "block", writable: true, layers: 2,
 	mounts: func(dir, upper, lower string) []mount.Mount {
 		return []mount.Mount{blockImage(dir), erofsMount(upper), erofsMount(lower), {
@@ -146,7 +134,7 @@ var shapes = []shape{{
 // Each shape mounts with its layers in order and writes where it is writable; Unmount leaves no
 // mount, no loop device and no state; mounted again, a writable layer still has what was written.
 func TestMountShapes(t *testing.T) {
-	requireRoot(t)
+	requireRootAndTools(t)
 	for _, sh := range shapes {
 		t.Run(sh.name, func(t *testing.T) {
 			dir := t.TempDir()
@@ -177,7 +165,7 @@ func TestMountShapes(t *testing.T) {
 // the database lost too, as if the shim died between a mount and its record) still unmounts
 // everything and releases the loop devices.
 func TestUnmountLostRecord(t *testing.T) {
-	requireRoot(t)
+	requireRootAndTools(t)
 	dir := t.TempDir()
 	upper, lower := erofsLayers(t, dir)
 	bundle := filepath.Join(dir, "bundle")
@@ -203,7 +191,7 @@ func TestUnmountLostRecord(t *testing.T) {
 // A rootfs that fails half way (the overlay names a layer there is none of) leaves nothing
 // mounted, no loop device and no state, and is InvalidArgument naming the container.
 func TestMountFailureLeavesNothing(t *testing.T) {
-	requireRoot(t)
+	requireRootAndTools(t)
 	dir := t.TempDir()
 	upper, lower := erofsLayers(t, dir)
 	bundle := filepath.Join(dir, "bundle")

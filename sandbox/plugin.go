@@ -32,11 +32,11 @@ func init() {
 			if err != nil {
 				return nil, err
 			}
-			life, err := ic.GetByID(lifetime.PluginType, lifetime.PluginID)
+			life, err := lifetime.FromPlugins(ic)
 			if err != nil {
 				return nil, err
 			}
-			return newService(pods.(*pod.Set), life.(*lifetime.Server)), nil
+			return newService(pods.(*pod.Set), life), nil
 		},
 	})
 }

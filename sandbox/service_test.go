@@ -7,7 +7,6 @@ import (
 	"fmt"
 	"net"
 	"os"
-	"os/signal"
 	"path/filepath"
 	"strconv"
 	"strings"
@@ -16,7 +15,6 @@ import (
 	"time"
 
 	sandboxAPI "github.com/containerd/containerd/api/runtime/sandbox/v1"
-	"github.com/containerd/containerd/v2/pkg/sys/reaper"
 	"github.com/containerd/errdefs"
 	"github.com/containerd/errdefs/pkg/errgrpc"
 	"github.com/containerd/ttrpc"
@@ -33,13 +31,7 @@ import (
 // TestMain reaps children the way pkg/shim does in the shim (SIGCHLD → reaper.Reap): the pods'
 // holders are waited for through reaper.Default.
 func TestMain(m *testing.M) {
-	ch := make(chan os.Signal, 32)
-	signal.Notify(ch, unix.SIGCHLD)
-	go func() {
-		for range ch {
-			_ = reaper.Reap()
-		}
-	}()
+	shimtest.ReapLoop()
 	os.Exit(m.Run())
 }
 
@@ -222,9 +214,7 @@ func TestSandboxErrorClasses(t *testing.T) {
 // idempotent) ends the holder, Wait returns, status NotReady; shutdown leaves nothing and ends
 // the shim, which serves nothing else; then NotFound.
 func TestSandboxLifecycle(t *testing.T) {
-	if os.Getenv("ROOT_TESTS") != "1" || os.Geteuid() != 0 {
-		t.Skip("needs ROOT_TESTS=1 and root (make root-test): the holder makes a mount namespace")
-	}
+	shimtest.RequireRoot(t) // the holder makes a mount namespace
 	pods := pod.NewSet()
 	s, sd := serve(t, pods)
 	ctx := context.Background()

@@ -69,7 +69,7 @@ type eventQueue struct {
 	done   chan struct{} // closed when the forwarder has drained a closed queue
 	flush  time.Duration // flushTimeout; shorter in tests
 	// idle, if set (before forward starts), is called each time the forwarder has delivered
-	// everything queued: the shim's trim counts that as its last work (task/trim.go).
+	// everything queued: the shim's trim counts that as its last work (tune/trim.go).
 	idle func()
 }
 

@@ -41,7 +41,7 @@ func init() {
 		ID:       "task",
 		Requires: []plugin.Type{plugins.InternalPlugin, lifetime.PluginType},
 		InitFn: func(ic *plugin.InitContext) (any, error) {
-			life, err := ic.GetByID(lifetime.PluginType, lifetime.PluginID)
+			life, err := lifetime.FromPlugins(ic)
 			if err != nil {
 				return nil, err
 			}
@@ -52,7 +52,7 @@ func init() {
 			}
 			// Events go to containerd through our own publisher (publish.go), not pkg/shim's.
 			pub := newRemotePublisher(ic.Properties[plugins.PropertyTTRPCAddress])
-			return newService(ic.Context, pub, life.(*lifetime.Server), pods), nil
+			return newService(ic.Context, pub, life, pods), nil
 		},
 	})
 }

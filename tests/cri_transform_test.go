@@ -2,7 +2,7 @@
 
 package tests
 
-// The pause-less table's mount-transform row (issue 24, section 3): pod members whose rootfs
+// The pause-less table's mount-transform row: pod members whose rootfs
 // comes from containerd's erofs snapshotter (layers as erofs images, the container's rootfs a
 // format/mkdir/overlay mount of {{ overlay }} templates), on a CRI daemon of the row's own with
 // the erofs snapshotter as CRI's.

@@ -11,9 +11,7 @@ import (
 	"errors"
 	"fmt"
 	"os"
-	"os/exec"
 	"path/filepath"
-	"strconv"
 	"strings"
 	"sync"
 	"syscall"
@@ -23,6 +21,7 @@ import (
 	"github.com/containerd/containerd/v2/pkg/cio"
 	"github.com/containerd/containerd/v2/pkg/oci"
 
+	"github.com/custom-shim/containerd-shim-custom-v1/internal/shimtest"
 	"github.com/custom-shim/containerd-shim-custom-v1/tests/harness"
 )
 
@@ -177,7 +176,7 @@ func scenarioKillReusedPid(r *row) *observation {
 		_, err := os.Stat(fmt.Sprintf("/proc/%d", pid))
 		return errors.Is(err, os.ErrNotExist)
 	})
-	stranger := startWithPid(a, pid)
+	stranger := shimtest.StartWithPid(a.t, pid, 100)
 	defer func() { stranger.Process.Kill(); stranger.Wait() }()
 	kerr := p.Kill(a.ctx, syscall.SIGKILL)
 	published := len(ch) > 0
@@ -195,29 +194,6 @@ func scenarioKillReusedPid(r *row) *observation {
 	a.note("exec exit %d", st.ExitCode())
 	a.remove(ctr, task)
 	return a.observation()
-}
-
-// startWithPid starts a host process with pid, which must be free: ns_last_pid set to pid-1 just
-// before the fork (as CRIU restores pids). Another fork on the host may take it first: tried
-// again a number of times.
-func startWithPid(a *apiRow, pid int) *exec.Cmd {
-	a.t.Helper()
-	for range 100 {
-		if err := os.WriteFile("/proc/sys/kernel/ns_last_pid", []byte(strconv.Itoa(pid-1)), 0); err != nil {
-			a.t.Fatalf("set ns_last_pid: %v", err)
-		}
-		c := exec.Command("sleep", "100")
-		if err := c.Start(); err != nil {
-			a.t.Fatal(err)
-		}
-		if c.Process.Pid == pid {
-			return c
-		}
-		c.Process.Kill()
-		c.Wait()
-	}
-	a.t.Fatalf("could not start a process with pid %d", pid)
-	return nil
 }
 
 // running reports whether process pid exists and is not a zombie (a process killed but not yet

@@ -47,7 +47,7 @@ type loadSize struct {
 	// ThreadSlack: OS threads allowed over the baseline. The Go runtime never ends an idle
 	// thread by itself, so every burst of blocking system calls past the warm-up's used to leave
 	// the shim with a few more, for good (run 6 of the soak: +5). Ours ends them once it is
-	// quiet (process/threads.go, task/trim.go), so it must come back to its baseline exactly.
+	// quiet (tune/threads.go, tune/trim.go), so it must come back to its baseline exactly.
 	// The reference keeps them: 4 is what its CI-size run needs.
 	ThreadSlack int
 }
@@ -436,7 +436,7 @@ func runLoad(t *testing.T, d *harness.Daemon, rt string, size loadSize) *loadRes
 // returns where they are then.
 func settleBack(t *testing.T, shim int, base procStat, slackKiB int, size loadSize) procStat {
 	t.Helper()
-	// First past the shim's trim (task/trim.go: freed heap pages go back to the OS 200 ms after
+	// First past the shim's trim (tune/trim.go: freed heap pages go back to the OS 200 ms after
 	// the last Create, Start or Delete): read earlier, RssAnon still holds the free pages of the
 	// last deletes, up to ~0.4 MiB after the burst.
 	time.Sleep(time.Second)

@@ -133,7 +133,7 @@ var referenceBugs = map[string]string{
 		"runs its delete, so nothing asks the shim to shut down, and the shim stays, serving nothing, with its socket",
 	"containerd-2.4/pidfd-leak": "containerd-shim-runc-v2 2.4.2 keeps an anon_inode:[pidfd] for some of the processes " +
 		"it started (go-runc's monitor opens one per child and not all are closed): its fd count grows under load and " +
-		"after failed creates; ours releases each pidfd once the child is reaped (process/monitor.go)",
+		"after failed creates; ours releases each pidfd once the child is reaped (tune/monitor.go)",
 }
 
 // (e) two containers with the same io.kubernetes.cri.sandbox-id share one shim; the shim

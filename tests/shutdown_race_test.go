@@ -33,7 +33,7 @@ func init() {
 	for _, d := range []string{"containerd-2.4", "containerd-1.6"} {
 		referenceBugs[d+"/delete-delete-shutdown"] = "containerd-shim-runc-v2 exits on a Shutdown while a Delete on the " +
 			"same connection is still to be answered (seen: 6 of 20 answered \"ttrpc: closed\" with 2.4.2); ours answers " +
-			"the requests in flight first (task/inflight.go)"
+			"the requests in flight first (lifetime/inflight.go)"
 	}
 }
 

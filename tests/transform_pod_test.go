@@ -3,8 +3,8 @@
 package tests
 
 // TestMountTransforms's pod-member row: members of a pause-less pod whose rootfs has containerd's
-// mount transforms, created straight on the pod's shim (issue 24's conformance run drove the
-// Sandbox and Task services so).
+// mount transforms, created straight on the pod's shim (as a caller that drives the Sandbox
+// and Task services itself does).
 
 import (
 	"encoding/json"

@@ -2,7 +2,7 @@
 
 package tests
 
-// containerd's mount transforms (issue 24, section 3): a rootfs given to the Task API as the erofs
+// containerd's mount transforms: a rootfs given to the Task API as the erofs
 // snapshotter gives it to a runtime that applies the transforms itself (erofs layer images made
 // by mkfs.erofs, an ext4 image made by the mkfs transform, a format/mkdir/overlay mount whose
 // options hold X-containerd.mkdir.path= entries and {{ mount N }} / {{ overlay A B }} templates).
@@ -123,7 +123,7 @@ const transformProbe = `cat /etc/layer; test -e /only-upper && echo upper; test 
 	`if (echo x > /written) 2>/dev/null; then echo writable; else echo read-only; fi`
 
 var transformShapes = []transformShape{{
-	// Block mode (the snapshotter's default_size set): the rootfs of issue 24.
+	// Block mode (the snapshotter's default_size set).
 	name: "block",
 	mounts: func(l transformLayers) []mount.Mount {
 		return []mount.Mount{{
@@ -141,7 +141,7 @@ var transformShapes = []transformShape{{
 }, {
 	// The same with the writable image formatted beforehand (an ext4 mount on a loop device, no
 	// mkfs): with the reference, the first mount that fails is the overlay, on the mkdir option
-	// issue 24 quotes.
+	// ("internal mount option … was not consumed by the mount manager").
 	name: "block-formatted",
 	mounts: func(l transformLayers) []mount.Mount {
 		return []mount.Mount{{

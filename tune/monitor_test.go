@@ -5,18 +5,16 @@ package tune
 import (
 	"os"
 	"os/exec"
-	"os/signal"
 	"runtime/debug"
-	"syscall"
 	"testing"
 
-	"github.com/containerd/containerd/v2/pkg/sys/reaper"
+	"github.com/custom-shim/containerd-shim-custom-v1/internal/shimtest"
 )
 
 // TestMonitorReleasesProcessHandles: children waited for through the reaper leave no pidfd
 // behind (with garbage collection off, so no finalizer closes them for us).
 func TestMonitorReleasesProcessHandles(t *testing.T) {
-	stop := reapLoop()
+	stop := shimtest.ReapLoop()
 	defer stop()
 	defer debug.SetGCPercent(debug.SetGCPercent(-1))
 
@@ -48,25 +46,4 @@ func fdCount(t *testing.T) int {
 		t.Fatal(err)
 	}
 	return len(ents)
-}
-
-// reapLoop does what pkg/shim's signal loop does: reap children on SIGCHLD. It returns a stop.
-func reapLoop() func() {
-	sigs := make(chan os.Signal, 32)
-	signal.Notify(sigs, syscall.SIGCHLD)
-	done := make(chan struct{})
-	go func() {
-		for {
-			select {
-			case <-sigs:
-				_ = reaper.Reap()
-			case <-done:
-				return
-			}
-		}
-	}()
-	return func() {
-		signal.Stop(sigs)
-		close(done)
-	}
 }

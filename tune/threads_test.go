@@ -8,6 +8,8 @@ import (
 	"syscall"
 	"testing"
 	"time"
+
+	"github.com/custom-shim/containerd-shim-custom-v1/internal/shimtest"
 )
 
 // spikeThreads makes the Go runtime start OS threads: n goroutines block in a system call at
@@ -83,7 +85,7 @@ func TestEndIdleThreadsReturnsToKeep(t *testing.T) {
 // A runc child is started with a parent-death signal, which Linux sends when the forking thread
 // ends: while such a child is alive no thread is ended, and the child lives on.
 func TestEndIdleThreadsSparesThreadsOfLiveChildren(t *testing.T) {
-	stop := reapLoop()
+	stop := shimtest.ReapLoop()
 	defer stop()
 	keep := settledThreads(t)
 	m := NewMonitor()

@@ -1,4 +1,5 @@
-// Package shimtest holds what the shim's unit tests share: a reaper loop as pkg/shim runs it, a
-// root gate, /proc readers, a shutdown.Service that counts, the server's interceptor on a ttrpc
-// pair, a pid-reuse helper. Only _test.go files import it (depguard keeps it out of the shim).
+// Package shimtest holds what the shim's tests share: a reaper loop as pkg/shim runs it
+// (ReapLoop), the root gate and the CI rule for prerequisites (RequireRoot, Prerequisite), the
+// count of open fds, a shutdown.Service that counts (Shutdown), a process started on a chosen
+// pid (StartWithPid). Only _test.go files import it (depguard keeps it out of the shim).
 package shimtest
