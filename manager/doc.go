@@ -17,8 +17,8 @@
 // containerd reads start's stdout and stderr combined, so a successful start writes nothing but
 // its reply: its log goes to the bundle's shim log fifo when containerd has one open, else nowhere.
 //
-// start runs the server with GOMAXPROCS=1 (procs_linux.go: one P is ~300 KiB less private memory
-// for an idle shim); the server's internal plugin `procs`, registered here, gives its
+// start runs the server with GOMAXPROCS=1 (tune.ServerProcsEnv: one P is ~300 KiB less private
+// memory for an idle shim); the server's internal plugin `procs` (package tune) gives its
 // environment back the GOMAXPROCS that start was given, for the OCI runtime it runs.
 //
 // The package holds no long-lived state and starts no goroutines other than the one that waits

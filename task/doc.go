@@ -1,7 +1,7 @@
 // Package task is the shim's ttrpc Task service (containerd.task.v3.Task, also served as
 // containerd.task.v2.Task for daemons older than 2.0): it decodes requests, calls package
-// process, publishes events in order and converts errors to gRPC codes once, in a unary
-// interceptor.
+// process, publishes events in order; errors wrap an errdefs class, and the server's interceptor
+// (package lifetime) converts them to gRPC codes once.
 //
 // Exits flow one way: pkg/shim's SIGCHLD loop → reaper.Default → exitPump (appends to an
 // unbounded queue, never blocks the reaper) → one dispatcher goroutine → exitRouter (which
@@ -10,10 +10,11 @@
 // → the forwarder → containerd.
 //
 // Goroutines: the exit pump, the dispatcher and the event forwarder (one each, for the shim's
-// life); one per exit being published (service.publishing counts them: the shutdown waits for
-// them before it flushes the events); the trimmer's timer.
+// life); one per exit being published (service.publishing, a tracker, counts them: the shutdown
+// waits for them before it flushes the events); the trimmer's timer (package tune).
 //
-// Lock order: service.mu → exitRouter.mu, service.mu → pod.Set.mu (shutdownIfIdle asks the
-// pods); execGate.mu, eventQueue.mu, inflight.mu and tracker.mu are leaves. No lock is held
+// Lock order: service.mu → exitRouter.mu; lifetime's Server.mu → service.mu (ShutdownIfIdle
+// asks the busy report); the pods (PatchMember, Shutdown) are called with no lock of the
+// service's held; execGate.mu, eventQueue.mu and tracker.mu are leaves. No lock is held
 // across an OCI runtime call or a publish.
 package task

@@ -382,8 +382,7 @@ func (c *CRI) forceRemoveContainers(t testing.TB) {
 // CgroupsLeft lists the cgroup dirs left below the pods' cgroup parent, in any hierarchy.
 func (c *CRI) CgroupsLeft() []string {
 	var left []string
-	parents, _ := filepath.Glob(filepath.Join("/sys/fs/cgroup", "*", c.CgroupParent))
-	for _, parent := range parents {
+	for _, parent := range CgroupDirs(c.CgroupParent) {
 		entries, _ := os.ReadDir(parent)
 		for _, e := range entries {
 			if e.IsDir() {
@@ -392,6 +391,19 @@ func (c *CRI) CgroupsLeft() []string {
 		}
 	}
 	return left
+}
+
+// CgroupV2 reports whether /sys/fs/cgroup is the cgroup v2 (unified) hierarchy.
+func CgroupV2() bool { return exists("/sys/fs/cgroup/cgroup.controllers") }
+
+// CgroupDirs returns the dirs of cgroup path rel that exist: /sys/fs/cgroup/<controller>/rel in
+// every v1 hierarchy, and /sys/fs/cgroup/rel on cgroup v2.
+func CgroupDirs(rel string) []string {
+	dirs, _ := filepath.Glob(filepath.Join("/sys/fs/cgroup", "*", rel))
+	if v2 := filepath.Join("/sys/fs/cgroup", rel); CgroupV2() && exists(v2) {
+		dirs = append(dirs, v2)
+	}
+	return dirs
 }
 
 func exists(path string) bool {

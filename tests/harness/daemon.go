@@ -441,7 +441,14 @@ func (d *Daemon) removeRuntimeDirs(t *testing.T) {
 	dirs = append(dirs, filepath.Join("/sys/fs/cgroup", d.Namespace))
 	for _, dir := range dirs {
 		if err := syscall.Rmdir(dir); err != nil && !errors.Is(err, syscall.ENOENT) {
-			t.Errorf("rmdir %s: %v (a container's state or cgroup is left)", dir, err)
+			var left []string
+			entries, _ := os.ReadDir(dir)
+			for _, e := range entries {
+				if e.IsDir() {
+					left = append(left, e.Name())
+				}
+			}
+			t.Errorf("rmdir %s: %v (a container's state or cgroup is left: %v)", dir, err, left)
 		}
 	}
 }

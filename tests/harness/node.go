@@ -158,7 +158,7 @@ func ConnectCRI(t *testing.T, d *Daemon) *CRI {
 		_ = conn.Close()
 		// The daemon's teardown checks for shims, mounts and sockets; the dirs runc and the
 		// cgroup drivers leave are ours to remove (rmdir: a dir still in use is reported).
-		dirs, _ := filepath.Glob(filepath.Join("/sys/fs/cgroup", "*", c.CgroupParent))
+		dirs := CgroupDirs(c.CgroupParent)
 		if !runcRootExisted {
 			dirs = append(dirs, filepath.Join("/run/containerd/runc", CRINamespace))
 		}
