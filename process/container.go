@@ -69,7 +69,8 @@ func NewContainer(i *Init) *Container {
 // ID returns the container id.
 func (c *Container) ID() string { return c.Init.id }
 
-// AddExec registers a new exec process. A duplicate exec id is AlreadyExists.
+// AddExec registers a new exec process. A duplicate exec id is AlreadyExists; a container that
+// is not created or running (paused, being paused, stopped) is FailedPrecondition.
 func (c *Container) AddExec(id string, spec *specs.Process, stdio shimio.Stdio) (*Exec, error) {
 	if spec == nil {
 		return nil, fmt.Errorf("exec %s in container %s: no process spec: %w", id, c.ID(), errdefs.ErrInvalidArgument)
@@ -78,6 +79,12 @@ func (c *Container) AddExec(id string, spec *specs.Process, stdio shimio.Stdio) 
 	defer c.mu.Unlock()
 	if _, ok := c.execs[id]; ok {
 		return nil, fmt.Errorf("exec %s in container %s: %w", id, c.ID(), errdefs.ErrAlreadyExists)
+	}
+	// Only a created or running container takes an exec (the reference refuses one in a paused
+	// or stopped container at Exec too); one being paused is refused as the paused one it is
+	// about to be (the reference's Exec waits for the pause, then refuses).
+	if st := c.Init.State(); st != Created && st != Running {
+		return nil, fmt.Errorf("exec %s in container %s: the container is %s: %w", id, c.ID(), st, errdefs.ErrFailedPrecondition)
 	}
 	e := &Exec{proc: newProc(), id: id, cid: c.ID(), init: c.Init, spec: *spec, stdio: stdio}
 	c.execs[id] = e

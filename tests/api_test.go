@@ -348,6 +348,9 @@ func scenarioPauseResume(r *row) *observation {
 	}
 	a.note("after pause: %s", status())
 	a.wrongState("pause a paused container", task.Pause(a.ctx))
+	// An exec into a paused container is refused at Exec: no TaskExecAdded (the events differ).
+	_, err := task.Exec(a.ctx, "in-paused", a.processSpec(ctr, "true"), cio.NullIO)
+	a.wrongState("exec in a paused container", err)
 	if err := task.Resume(a.ctx); err != nil {
 		a.t.Fatalf("resume: %v", err)
 	}
