@@ -7,7 +7,9 @@
 //     busy report, Serves) and no new work is reserved (Reserve), ShutdownIfIdle makes it
 //     closing: it takes no new work (Reserve answers Unavailable), says so to the start action's
 //     probe (Closing; ClosingVersion on the wire), and moves its socket out of the group's path
-//     (retiredSocket) before the Shutdown that made it decide is answered;
+//     (retiredSocket) before the Shutdown that made it decide is answered; then it waits, still
+//     serving, for the services' drains (Drains: the Task service's events delivered), at most
+//     lingerMax, before its shutdown begins;
 //   - the order of its shutdown (one pkg/shim shutdown callback): closing and the socket's move,
 //     the requests in flight answered (inflight.wait), then the services' stop steps in the order
 //     they were registered (OnStop: the Task service's exit publications and event flush, the

@@ -7,6 +7,7 @@ import (
 	"errors"
 	"fmt"
 	"sync"
+	"time"
 
 	"github.com/containerd/containerd/v2/pkg/shutdown"
 	"github.com/containerd/errdefs"
@@ -34,6 +35,7 @@ type Server struct {
 	reserved int                               // work being set up (Reserve); guarded by mu
 	busy     []func() bool                     // the services' busy reports; guarded by mu
 	stops    []func(ctx context.Context) error // the services' stop steps; guarded by mu
+	drains   []func(ctx context.Context) bool  // the services' waits before an idle exit; guarded by mu
 	socket   retiredSocket                     // guarded by mu
 }
 
@@ -57,6 +59,17 @@ func (s *Server) Serves(busy func() bool) {
 func (s *Server) OnStop(step func(ctx context.Context) error) {
 	s.mu.Lock()
 	s.stops = append(s.stops, step)
+	s.mu.Unlock()
+}
+
+// Drains registers a wait of a service's, run when the server decides to exit because it serves
+// nothing (ShutdownIfIdle), before the shutdown begins: wait returns true once the service has
+// finished what it owes its clients (the Task service: every event delivered), false if ctx ends
+// first. The server keeps serving meanwhile (closing, off the group's path) for up to lingerMax.
+// An exit for another reason (SIGTERM) does not wait: pkg/shim bounds its shutdown to seconds.
+func (s *Server) Drains(wait func(ctx context.Context) bool) {
+	s.mu.Lock()
+	s.drains = append(s.drains, wait)
 	s.mu.Unlock()
 }
 
@@ -106,8 +119,39 @@ func (s *Server) ShutdownIfIdle() {
 	// Closing): a server it finds closing has left the group's path already.
 	s.closing = true
 	s.socket.retire()
+	drains := append([]func(context.Context) bool(nil), s.drains...)
 	s.mu.Unlock()
-	s.sd.Shutdown()
+	// Nothing owed (the common case: containerd takes events as they come): shut down now.
+	done, cancel := context.WithCancel(context.Background())
+	cancel()
+	if drained(done, drains) {
+		s.sd.Shutdown()
+		return
+	}
+	go func() {
+		ctx, cancel := context.WithTimeout(context.Background(), lingerMax)
+		defer cancel()
+		if !drained(ctx, drains) {
+			log.G(ctx).WithField("timeout", lingerMax).Warn("shutdown: containerd did not take what the shim owed it in time, exiting anyway")
+		}
+		s.sd.Shutdown()
+	}()
+}
+
+// lingerMax bounds how long a server that decided to exit keeps serving for its services'
+// drains: the time containerd may take to come back after a crash (it reloads, deletes the
+// tasks whose processes died meanwhile and shuts their shims down before it serves events
+// again). The reference shim retries an event for about 15 s, then drops it.
+const lingerMax = 30 * time.Second
+
+// drained runs the waits in order and reports whether all returned true before ctx ended.
+func drained(ctx context.Context, waits []func(context.Context) bool) bool {
+	for _, wait := range waits {
+		if !wait(ctx) {
+			return false
+		}
+	}
+	return true
 }
 
 // stop is the server's shutdown (pkg/shim's callback), however it came (ShutdownIfIdle,

@@ -14,10 +14,12 @@ import (
 )
 
 // flushTimeout bounds how long shutdown waits for queued events to reach containerd. pkg/shim
-// gives the shutdown callbacks 5 s before it exits anyway; this stays under that. It matters
-// when containerd is restarting: containerd 2.x, reloading, deletes a task whose process
-// exited while it was down and shuts its shim down before its own ttrpc server is up, so the
-// exit (and the delete) can only reach it if the shim outlives that Shutdown for a moment.
+// gives the shutdown callbacks 5 s before it exits anyway; this stays under that. A shim that
+// decides to exit on its own (its last container deleted) waits for its events before the
+// shutdown starts, much longer (lifetime.Drains): containerd 2.x, reloading after a crash,
+// deletes a task whose process exited while it was down and shuts its shim down before its own
+// ttrpc server is up, so the exit (and the delete) reach it only if the shim outlives that
+// Shutdown until containerd serves again.
 const flushTimeout = 4 * time.Second
 
 // Retry delays while containerd is unreachable: the first retry is quick (retryFirst), then
@@ -68,6 +70,8 @@ type eventQueue struct {
 	stop   chan struct{} // closed when the flush at shutdown gives up
 	done   chan struct{} // closed when the forwarder has drained a closed queue
 	flush  time.Duration // flushTimeout; shorter in tests
+	// undelivered counts the events sent and not yet delivered (or dropped as undeliverable).
+	undelivered tracker
 	// idle, if set (before forward starts), is called each time the forwarder has delivered
 	// everything queued: the shim's trim counts that as its last work (tune/trim.go).
 	idle func()
@@ -86,6 +90,7 @@ func (q *eventQueue) send(evt events.Event) {
 		return
 	}
 	q.items = append(q.items, queuedEvent{topic: topic, event: evt, at: time.Now()})
+	q.undelivered.add()
 	q.mu.Unlock()
 	q.wake()
 }
@@ -117,6 +122,7 @@ func (q *eventQueue) forward(ctx context.Context, sink eventSink) {
 				log.G(ctx).WithField("undelivered", len(items)-i).Error("shim exiting with events containerd never received")
 				return
 			}
+			q.undelivered.done()
 		}
 		if len(items) > 0 {
 			continue
@@ -162,6 +168,10 @@ func (q *eventQueue) deliver(ctx context.Context, sink eventSink, e queuedEvent)
 		delay *= 2
 	}
 }
+
+// delivered returns true once every event sent so far was delivered (or dropped as
+// undeliverable), false if ctx ends first.
+func (q *eventQueue) delivered(ctx context.Context) bool { return q.undelivered.wait(ctx) }
 
 // closeAndFlush stops accepting events and waits (bounded) for the queued ones to be delivered.
 func (q *eventQueue) closeAndFlush() {

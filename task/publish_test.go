@@ -222,3 +222,32 @@ func TestEventQueueReportsIdleOnceDrained(t *testing.T) {
 	}
 	q.closeAndFlush()
 }
+
+// delivered waits until every event sent so far reached containerd, or was refused for good:
+// while containerd is away it does not return true, and it does the moment the held events go
+// through.
+func TestEventQueueDelivered(t *testing.T) {
+	q := newEventQueue()
+	if !q.delivered(context.Background()) {
+		t.Fatal("an empty queue is not delivered")
+	}
+	sink := &flakySink{down: 3, refuse: "/tasks/paused"}
+	q.send(&eventstypes.TaskExit{ID: "a", ExitStatus: 137})
+	q.send(&eventstypes.TaskPaused{ContainerID: "c"})
+	ctx, cancel := context.WithCancel(context.Background())
+	cancel()
+	if q.delivered(ctx) {
+		t.Fatal("delivered before the forwarder ran")
+	}
+	go q.forward(context.Background(), sink)
+	wait, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	if !q.delivered(wait) {
+		t.Fatal("events not delivered once containerd came back")
+	}
+	sink.mu.Lock()
+	defer sink.mu.Unlock()
+	if len(sink.topics) != 1 || sink.attempts != 3+2 {
+		t.Fatalf("delivered %v in %d attempts, want the exit (the refused event dropped) in 5", sink.topics, sink.attempts)
+	}
+}

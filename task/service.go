@@ -89,6 +89,11 @@ func newService(ctx context.Context, pub *remotePublisher, life *lifetime.Server
 	go s.pump(ec)
 	go s.dispatch()
 	go s.events.forward(ctx, pub)
+	// Before the shim exits on its own (its last container deleted): the exits being published
+	// and every event delivered, so that a containerd that is away (restarting) still gets them.
+	life.Drains(func(ctx context.Context) bool {
+		return s.publishing.wait(ctx) && s.events.delivered(ctx)
+	})
 	// Run by life once the requests in flight were answered.
 	life.OnStop(func(ctx context.Context) error {
 		// An exit being published (waiting, bounded, for its output to be read) queues its

@@ -7,8 +7,9 @@ import (
 	"sync"
 )
 
-// tracker counts goroutines that must end before the shim exits (the exit publications: an
-// exit being published queues its event yet), so that the shutdown can wait for them.
+// tracker counts what must end before the shim exits, so that the shutdown can wait for it: the
+// exit publications (an exit being published queues its event yet: Go) and the events not yet
+// delivered (add, done).
 type tracker struct {
 	mu   sync.Mutex
 	n    int           // guarded by mu
@@ -17,16 +18,21 @@ type tracker struct {
 
 // Go runs fn on a goroutine of its own, counted until it returns.
 func (t *tracker) Go(fn func()) {
+	t.add()
+	go func() {
+		defer t.done()
+		fn()
+	}()
+}
+
+// add counts one more; done ends it.
+func (t *tracker) add() {
 	t.mu.Lock()
 	if t.n == 0 {
 		t.idle = make(chan struct{})
 	}
 	t.n++
 	t.mu.Unlock()
-	go func() {
-		defer t.done()
-		fn()
-	}()
 }
 
 func (t *tracker) done() {
