@@ -14,8 +14,9 @@ const (
 	// handler's return is not yet its answer on the wire (ttrpc writes it from another
 	// goroutine), and a request that was on its way when the Shutdown was answered gets served.
 	answerGrace = 20 * time.Millisecond
-	// answerWaitMax bounds the whole wait; pkg/shim gives all the shutdown callbacks together
-	// 30 s (pkg/shutdown), and containerd waits 3 s for a Shutdown's answer, not for the exit.
+	// answerWaitMax bounds the whole wait. pkg/shutdown would give the shutdown callbacks 30 s,
+	// but pkg/shim's run returns (and the shim exits) 5 s after the shutdown began, whatever is
+	// left; containerd waits 3 s for a Shutdown's answer, not for the exit.
 	answerWaitMax = 2 * time.Second
 )
 
