@@ -15,8 +15,6 @@ import (
 	"time"
 
 	sandboxAPI "github.com/containerd/containerd/api/runtime/sandbox/v1"
-	"github.com/containerd/errdefs"
-	"github.com/containerd/errdefs/pkg/errgrpc"
 	"github.com/containerd/ttrpc"
 	"golang.org/x/sys/unix"
 	"google.golang.org/protobuf/proto"
@@ -66,24 +64,6 @@ func serve(t *testing.T, pods *pod.Set) (sandboxAPI.TTRPCSandboxService, *shimte
 		srv.Close()
 	})
 	return sandboxAPI.NewTTRPCSandboxClient(client), sd
-}
-
-// class names the errdefs class of an error a client got.
-func class(err error) string {
-	err = errgrpc.ToNative(err)
-	switch {
-	case err == nil:
-		return "ok"
-	case errdefs.IsNotFound(err):
-		return "NotFound"
-	case errdefs.IsAlreadyExists(err):
-		return "AlreadyExists"
-	case errdefs.IsFailedPrecondition(err):
-		return "FailedPrecondition"
-	case errdefs.IsInvalidArgument(err):
-		return "InvalidArgument"
-	}
-	return "Unknown: " + err.Error()
 }
 
 // hostPodOptions is a PodSandboxConfig that asks for no namespace of the pod's own (host
@@ -202,7 +182,7 @@ func TestSandboxErrorClasses(t *testing.T) {
 		}},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
-			if got := class(tc.call()); got != tc.want {
+			if got := shimtest.Class(tc.call()); got != tc.want {
 				t.Fatalf("got %s, want %s", got, tc.want)
 			}
 		})
@@ -228,7 +208,7 @@ func TestSandboxLifecycle(t *testing.T) {
 	}
 	for _, again := range []*sandboxAPI.CreateSandboxRequest{create,
 		{SandboxID: "sb1", BundlePath: "relative", NetnsPath: "/etc/hostname", Options: &anypb.Any{TypeUrl: "bogus"}}} {
-		if _, err := s.CreateSandbox(ctx, again); class(err) != "AlreadyExists" {
+		if _, err := s.CreateSandbox(ctx, again); shimtest.Class(err) != "AlreadyExists" {
 			t.Fatalf("second create (%v): %v, want AlreadyExists whatever else is wrong", again, err)
 		}
 	}
@@ -240,7 +220,7 @@ func TestSandboxLifecycle(t *testing.T) {
 	if err != nil || started.Pid == 0 || started.CreatedAt == nil {
 		t.Fatalf("start: %v %v", started, err)
 	}
-	if _, err := s.StartSandbox(ctx, &sandboxAPI.StartSandboxRequest{SandboxID: "sb1"}); class(err) != "FailedPrecondition" {
+	if _, err := s.StartSandbox(ctx, &sandboxAPI.StartSandboxRequest{SandboxID: "sb1"}); shimtest.Class(err) != "FailedPrecondition" {
 		t.Fatalf("second start: %v, want FailedPrecondition", err)
 	}
 	st, err = s.SandboxStatus(ctx, &sandboxAPI.SandboxStatusRequest{SandboxID: "sb1", Verbose: true})
@@ -300,7 +280,7 @@ func TestSandboxLifecycle(t *testing.T) {
 	if _, err := s.ShutdownSandbox(ctx, &sandboxAPI.ShutdownSandboxRequest{SandboxID: "sb1"}); err != nil {
 		t.Fatalf("second shutdown: %v", err)
 	}
-	if _, err := s.SandboxStatus(ctx, &sandboxAPI.SandboxStatusRequest{SandboxID: "sb1"}); class(err) != "NotFound" {
+	if _, err := s.SandboxStatus(ctx, &sandboxAPI.SandboxStatusRequest{SandboxID: "sb1"}); shimtest.Class(err) != "NotFound" {
 		t.Fatalf("status after shutdown: %v, want NotFound", err)
 	}
 	if pods.Len() != 0 {

@@ -25,12 +25,15 @@ import (
 	containerd "github.com/containerd/containerd/v2/client"
 	"github.com/containerd/containerd/v2/pkg/cio"
 	"github.com/containerd/containerd/v2/pkg/oci"
-	"github.com/containerd/errdefs"
 	"github.com/containerd/typeurl/v2"
 	specs "github.com/opencontainers/runtime-spec/specs-go"
 
+	"github.com/custom-shim/containerd-shim-custom-v1/internal/shimtest"
 	"github.com/custom-shim/containerd-shim-custom-v1/tests/harness"
 )
+
+// class names the errdefs class of err, as containerd's client decodes it from the daemon.
+var class = shimtest.Class
 
 var apiScenarios = []scenario{
 	{"exec", scenarioExec},
@@ -72,27 +75,6 @@ func (a *apiRow) note(format string, args ...any) {
 
 func (a *apiRow) observation() *observation {
 	return &observation{Events: a.events(), Notes: a.notes, droppedEvents: a.droppedEvents}
-}
-
-// class names the errdefs class of err, as containerd's client decodes it from the daemon.
-func class(err error) string {
-	switch {
-	case err == nil:
-		return "ok"
-	case errdefs.IsNotFound(err):
-		return "NotFound"
-	case errdefs.IsAlreadyExists(err):
-		return "AlreadyExists"
-	case errdefs.IsFailedPrecondition(err):
-		return "FailedPrecondition"
-	case errdefs.IsInvalidArgument(err):
-		return "InvalidArgument"
-	case errdefs.IsNotImplemented(err):
-		return "NotImplemented"
-	case errdefs.IsUnavailable(err):
-		return "Unavailable"
-	}
-	return "Unknown"
 }
 
 // running starts a container whose init sleeps, with null IO, and returns its task.
