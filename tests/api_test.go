@@ -586,6 +586,14 @@ func scenarioQuickExecs(r *row) *observation {
 			a.t.Fatalf("delete exec %s: %v", id, err)
 		}
 	}
+	// The last exit's event may still be on its way to the test's subscription (Wait returns
+	// once the shim has queued it; containerd then forwards it).
+	last := fmt.Sprintf("q%d", n-1)
+	if _, ok := a.Events.Wait(a.from, eventTimeout, func(e harness.Event) bool {
+		return e.Namespace == a.Namespace && e.ContainerID == task.ID() && e.Topic == "/tasks/exit" && e.ID == last
+	}); !ok {
+		a.t.Errorf("no /tasks/exit of exec %s", last)
+	}
 	started := map[string]int{}
 	for _, e := range a.Events.Since(a.from, func(e harness.Event) bool { return e.Namespace == a.Namespace && e.ContainerID == task.ID() }) {
 		switch e.Topic {
