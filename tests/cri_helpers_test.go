@@ -80,8 +80,8 @@ type criRow struct {
 	pods                    []string // the pods the row ran (RunPodSandbox), for its leak checks
 }
 
-// newCRIRow starts a row. The leak check is registered first, so it runs after the removal of
-// the row's pods.
+// newCRIRow starts a row. The leak checks (a pause-less row's holders and pause image too) are
+// registered first, so they run after the removal of the row's pods, also when the row failed.
 func newCRIRow(t *testing.T, c *harness.CRI, prefix string) *criRow {
 	t.Helper()
 	snap := harness.SnapshotSockets()
@@ -90,6 +90,9 @@ func newCRIRow(t *testing.T, c *harness.CRI, prefix string) *criRow {
 		r.shim = "containerd-shim-custom-v1"
 	}
 	t.Cleanup(func() {
+		if r.pauseless {
+			r.expectNothingLeft()
+		}
 		leaks := c.WaitClean(snap, 10*time.Second)
 		if !leaks.Empty() {
 			t.Errorf("left behind after the row's pods were removed:%s", leaks)
