@@ -8,7 +8,8 @@
 // A sandbox moves Created (CreateSandbox) → Ready (StartSandbox) → Stopped (StopSandbox, or its
 // holder died) → gone (ShutdownSandbox). Its member containers are tasks of the Task service in
 // the same shim; the shim exits once it has neither a pod nor a container (task.service.Shutdown,
-// and pod.Set.OnRemove for a ShutdownSandbox that comes last).
+// and pod.Set.OnRemove for a ShutdownSandbox that comes last: then after removeGrace, answering
+// meanwhile, since containerd's controller may send ShutdownSandbox again).
 //
 // Goroutines: none of its own; WaitSandbox blocks its caller until the pod stops.
 package sandbox

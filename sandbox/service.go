@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"runtime"
 	"strconv"
+	"sync/atomic"
 	"time"
 
 	sandboxAPI "github.com/containerd/containerd/api/runtime/sandbox/v1"
@@ -30,7 +31,16 @@ const (
 type service struct {
 	pods *pod.Set
 	life *lifetime.Server
+	// removed is when a pod last left the set (UnixNano; 0: never): graceOver counts from it.
+	removed atomic.Int64
 }
+
+// removeGrace is how long a server whose last pod was shut down keeps answering (closing, off
+// the group's path) before it exits: containerd's sandbox controller lets the shim exit by
+// itself after ShutdownSandbox (it closes its connection and never sends the Task service's
+// Shutdown), and it sends its own ShutdownSandbox after a caller's, which must be answered as
+// the first, not find the shim gone.
+const removeGrace = 2 * time.Second
 
 var _ sandboxAPI.TTRPCSandboxService = (*service)(nil)
 
@@ -38,15 +48,41 @@ var _ sandboxAPI.TTRPCSandboxService = (*service)(nil)
 // a pod's removal may end it, and its shutdown releases every pod (whatever ends the shim, no
 // holder, mount, cgroup or netns pin outlives it).
 func newService(pods *pod.Set, life *lifetime.Server) *service {
+	s := &service{pods: pods, life: life}
 	life.Serves(func() bool { return pods.Len() > 0 })
-	pods.OnRemove(life.ShutdownIfIdle)
+	life.Drains(s.graceOver)
+	pods.OnRemove(func() {
+		s.removed.Store(time.Now().UnixNano())
+		life.ShutdownIfIdle()
+	})
 	life.OnStop(func(ctx context.Context) error {
 		if err := pods.ReleaseAll(ctx); err != nil {
 			log.G(ctx).WithError(err).Warn("shutdown: release the pods")
 		}
 		return nil
 	})
-	return &service{pods: pods, life: life}
+	return s
+}
+
+// graceOver returns true once removeGrace has passed since a pod last left the set (at once if
+// none ever did), false if ctx ends first.
+func (s *service) graceOver(ctx context.Context) bool {
+	last := s.removed.Load()
+	if last == 0 {
+		return true
+	}
+	left := time.Until(time.Unix(0, last).Add(removeGrace))
+	if left <= 0 {
+		return true
+	}
+	t := time.NewTimer(left)
+	defer t.Stop()
+	select {
+	case <-t.C:
+		return true
+	case <-ctx.Done():
+		return false
+	}
 }
 
 // get returns the pod a request names: an empty id is InvalidArgument, an unknown one NotFound.

@@ -12,6 +12,7 @@ import (
 	"strings"
 	"sync/atomic"
 	"testing"
+	"testing/synctest"
 	"time"
 
 	sandboxAPI "github.com/containerd/containerd/api/runtime/sandbox/v1"
@@ -273,12 +274,20 @@ func TestSandboxLifecycle(t *testing.T) {
 	if _, err := s.ShutdownSandbox(ctx, &sandboxAPI.ShutdownSandboxRequest{SandboxID: "sb1"}); err != nil {
 		t.Fatalf("shutdown: %v", err)
 	}
-	if sd.Calls() != 1 { // the shim serves nothing any more: it exits
-		t.Fatalf("shutdown of the last pod: the shim's shutdown called %d times, want 1", sd.Calls())
+	// The shim serves nothing any more: it exits, but only after removeGrace, so that
+	// containerd's controller, which follows a caller's ShutdownSandbox with its own, gets the
+	// first one's answer.
+	if sd.Calls() != 0 {
+		t.Fatalf("shutdown of the last pod: the shim's shutdown called at once (%d), want after %v", sd.Calls(), removeGrace)
 	}
-	// containerd's controller follows a caller's ShutdownSandbox with its own: answered as the first.
 	if _, err := s.ShutdownSandbox(ctx, &sandboxAPI.ShutdownSandboxRequest{SandboxID: "sb1"}); err != nil {
 		t.Fatalf("second shutdown: %v", err)
+	}
+	for deadline := time.Now().Add(removeGrace + 5*time.Second); sd.Calls() == 0 && time.Now().Before(deadline); {
+		time.Sleep(50 * time.Millisecond)
+	}
+	if sd.Calls() != 1 {
+		t.Fatalf("shutdown of the last pod: the shim's shutdown called %d times after the grace, want 1", sd.Calls())
 	}
 	if _, err := s.SandboxStatus(ctx, &sandboxAPI.SandboxStatusRequest{SandboxID: "sb1"}); shimtest.Class(err) != "NotFound" {
 		t.Fatalf("status after shutdown: %v, want NotFound", err)
@@ -286,4 +295,28 @@ func TestSandboxLifecycle(t *testing.T) {
 	if pods.Len() != 0 {
 		t.Fatalf("pods left: %d", pods.Len())
 	}
+}
+
+// graceOver: at once where no pod ever left; after removeGrace counted from the last removal;
+// false when its context ends first. (synctest: the clock is the bubble's.)
+func TestGraceOver(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		s := &service{}
+		if !s.graceOver(t.Context()) {
+			t.Fatal("no pod ever removed: not over")
+		}
+		s.removed.Store(time.Now().UnixNano())
+		cancelled, cancel := context.WithCancel(t.Context())
+		cancel()
+		if s.graceOver(cancelled) {
+			t.Fatal("over at once after a removal")
+		}
+		start := time.Now()
+		if !s.graceOver(t.Context()) || time.Since(start) != removeGrace {
+			t.Fatalf("over after %v, want %v", time.Since(start), removeGrace)
+		}
+		if !s.graceOver(t.Context()) {
+			t.Fatal("not over after the grace")
+		}
+	})
 }
