@@ -80,19 +80,37 @@ func (a *apiRow) observation() *observation {
 // running starts a container whose init sleeps, with null IO, and returns its task.
 func (a *apiRow) running(role string) (containerd.Container, containerd.Task) {
 	a.t.Helper()
-	id := a.id(role)
-	ctr, err := a.NewContainer(a.ctx, a.c, id, a.runtime, nil, "sleep", "1000")
+	ctr, task, _ := a.runningSpec(a.id(role), nil, "sleep", "1000")
+	return ctr, task
+}
+
+// runningSpec creates container id running args with opts, starts its task with null IO and
+// returns them with the task's exit channel.
+func (a *apiRow) runningSpec(id string, opts []oci.SpecOpts, args ...string) (containerd.Container, containerd.Task, <-chan containerd.ExitStatus) {
+	a.t.Helper()
+	ctr, err := a.NewContainer(a.ctx, a.c, id, a.runtime, opts, args...)
 	if err != nil {
 		a.t.Fatalf("new container %s: %v", id, err)
 	}
+	task, ch := a.startTask(ctr)
+	return ctr, task, ch
+}
+
+// startTask creates ctr's task with null IO, starts it and returns it with its exit channel.
+func (a *apiRow) startTask(ctr containerd.Container) (containerd.Task, <-chan containerd.ExitStatus) {
+	a.t.Helper()
 	task, err := ctr.NewTask(a.ctx, cio.NullIO)
 	if err != nil {
-		a.t.Fatalf("new task %s: %v", id, err)
+		a.t.Fatalf("new task %s: %v", ctr.ID(), err)
+	}
+	ch, err := task.Wait(a.ctx)
+	if err != nil {
+		a.t.Fatalf("wait %s: %v", ctr.ID(), err)
 	}
 	if err := task.Start(a.ctx); err != nil {
-		a.t.Fatalf("start %s: %v", id, err)
+		a.t.Fatalf("start %s: %v", ctr.ID(), err)
 	}
-	return ctr, task
+	return task, ch
 }
 
 // processSpec is the container's process spec with other args.
@@ -548,17 +566,7 @@ func scenarioExecExitOrder(r *row) *observation {
 func scenarioHostPID(r *row) *observation {
 	a := newAPIRow(r)
 	id := a.id("hostpid")
-	ctr, err := a.NewContainer(a.ctx, a.c, id, a.runtime, []oci.SpecOpts{oci.WithHostNamespace(specs.PIDNamespace)}, "sleep", "1000")
-	if err != nil {
-		a.t.Fatalf("new container %s: %v", id, err)
-	}
-	task, err := ctr.NewTask(a.ctx, cio.NullIO)
-	if err != nil {
-		a.t.Fatalf("new task %s: %v", id, err)
-	}
-	if err := task.Start(a.ctx); err != nil {
-		a.t.Fatalf("start %s: %v", id, err)
-	}
+	ctr, task, _ := a.runningSpec(id, []oci.SpecOpts{oci.WithHostNamespace(specs.PIDNamespace)}, "sleep", "1000")
 	p, ch := a.startExec(ctr, task, "survivor", "sleep", "1000")
 	a.note("init exit %d", a.killInit(task))
 	a.note("exec exit %d", (<-ch).ExitCode())

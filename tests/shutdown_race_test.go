@@ -52,17 +52,7 @@ func scenarioDeleteDeleteShutdown(r *row) *observation {
 	n, answered := deleteRaces(), map[string]int{}
 	for i := range n {
 		id := a.id("ddshut" + strconv.Itoa(i))
-		ctr, err := a.NewContainer(a.ctx, a.c, id, a.runtime, nil, "sleep", "1000")
-		if err != nil {
-			a.t.Fatalf("new container %s: %v", id, err)
-		}
-		task, err := ctr.NewTask(a.ctx, cio.NullIO)
-		if err != nil {
-			a.t.Fatalf("new task %s: %v", id, err)
-		}
-		if err := task.Start(a.ctx); err != nil {
-			a.t.Fatalf("start %s: %v", id, err)
-		}
+		ctr, task, _ := a.runningSpec(id, nil, "sleep", "1000")
 		a.killInit(task)
 		addr, err := a.ShimAddress(id)
 		if err != nil {
