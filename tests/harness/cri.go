@@ -4,7 +4,6 @@ package harness
 
 import (
 	"context"
-	"errors"
 	"fmt"
 	"hash/fnv"
 	"net"
@@ -193,12 +192,31 @@ func criConfigV3(skipPause bool) func(dir string) string {
 }
 
 func criConfigV3Dir(dir string, skipPause bool) string {
-	rt := `plugins."io.containerd.cri.v1.runtime"`
+	rt := criRuntimeV3
 	sandboxed := fmt.Sprintf("[%s.containerd.runtimes.%s]\n  runtime_type = %q\n  sandboxer = \"shim\"\n",
 		rt, quoteKey(HandlerCustomSandboxed), RuntimeCustom)
 	if skipPause {
 		sandboxed += "  disable_pause_image_pull = true\n"
 	}
+	// ExecSync gives up on output still held by a process the exec left behind after this long
+	// and deletes the exec to release it (the kubelet's exec probes meet this path).
+	return criTableV3(dir, `  drain_exec_sync_io_timeout = "10s"`+"\n",
+		handlersTOML(rt+".containerd", dir, false)+"\n"+sandboxed)
+}
+
+// criRuntimeV3 and criPluginV2 are the tables of the CRI runtime settings of a version 3 and a
+// version 2 config.
+const (
+	criRuntimeV3 = `plugins."io.containerd.cri.v1.runtime"`
+	criPluginV2  = `plugins."io.containerd.grpc.v1.cri"`
+)
+
+// criTableV3 is the CRI part of a containerd 2.x config (version 3): the streaming server on
+// 127.0.0.1, the test images' pause as sandbox image, restrict_oom_score_adj (containerd here
+// lacks CAP_SYS_RESOURCE) and runtimeOpts in the runtime table, the daemon's CNI config dir, runc
+// as default handler, and the handlers' tables, runtimes.
+func criTableV3(dir, runtimeOpts, runtimes string) string {
+	rt := criRuntimeV3
 	return fmt.Sprintf(`[plugins."io.containerd.grpc.v1.cri"]
   disable_tcp_service = true
   stream_server_address = "127.0.0.1"
@@ -209,10 +227,7 @@ func criConfigV3Dir(dir string, skipPause bool) string {
 
 [%s]
   restrict_oom_score_adj = true
-  # ExecSync gives up on output still held by a process the exec left behind after this long
-  # and deletes the exec to release it (the kubelet's exec probes meet this path).
-  drain_exec_sync_io_timeout = "10s"
-
+%s
 [%s.cni]
   conf_dir = %q
   bin_dirs = [%q]
@@ -220,15 +235,18 @@ func criConfigV3Dir(dir string, skipPause bool) string {
 [%s.containerd]
   default_runtime_name = "runc"
 
-%s
-%s`, ImagePause.Ref, rt, rt, filepath.Join(dir, "cni", "net.d"), CNIBinDir,
-		rt, handlersTOML(rt+".containerd", dir, false), sandboxed)
+%s`, ImagePause.Ref, rt, runtimeOpts, rt, filepath.Join(dir, "cni", "net.d"), CNIBinDir, rt, runtimes)
 }
 
 // criConfigV2 is the CRI part of a containerd 1.x config (version 2): one plugin,
 // io.containerd.grpc.v1.cri.
 func criConfigV2(dir string) string {
-	cri := `plugins."io.containerd.grpc.v1.cri"`
+	return criTableV2(dir, handlersTOML(criPluginV2+".containerd", dir, true))
+}
+
+// criTableV2 is criTableV3 for a containerd 1.x config (version 2).
+func criTableV2(dir, runtimes string) string {
+	cri := criPluginV2
 	return fmt.Sprintf(`[%s]
   disable_tcp_service = true
   stream_server_address = "127.0.0.1"
@@ -243,8 +261,7 @@ func criConfigV2(dir string) string {
 [%s.containerd]
   default_runtime_name = "runc"
 
-%s`, cri, ImagePause.Ref, cri, filepath.Join(dir, "cni", "net.d"), CNIBinDir,
-		cri, handlersTOML(cri+".containerd", dir, true))
+%s`, cri, ImagePause.Ref, cri, filepath.Join(dir, "cni", "net.d"), CNIBinDir, cri, runtimes)
 }
 
 // CRI is a private containerd with its CRI plugin enabled, and CRI gRPC clients connected to it.
@@ -326,23 +343,7 @@ func (c *CRI) ctrNS(ctx context.Context, ns string, args ...string) Result {
 	full := append([]string{"--address", c.Address, "--namespace", ns}, args...)
 	cmd := exec.CommandContext(ctx, c.Spec.Ctr, full...)
 	cmd.Env = c.Env()
-	var stdout, stderr strings.Builder
-	cmd.Stdout, cmd.Stderr = &stdout, &stderr
-	cmd.WaitDelay = 5 * time.Second
-	err := cmd.Run()
-	r := Result{Args: args, Stdout: stdout.String(), Stderr: stderr.String(), ExitCode: -1}
-	var exitErr *exec.ExitError
-	switch {
-	case err == nil:
-		r.ExitCode = 0
-	case ctx.Err() != nil:
-		r.Err = fmt.Errorf("timed out: %w", ctx.Err())
-	case errors.As(err, &exitErr) && exitErr.Exited():
-		r.ExitCode = exitErr.ExitCode()
-	default:
-		r.Err = err
-	}
-	return r
+	return runCtr(ctx, cmd, args)
 }
 
 // RemoveAllPods stops and removes every pod sandbox (and so its containers) the CRI plugin knows.

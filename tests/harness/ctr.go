@@ -47,6 +47,11 @@ func (d *Daemon) Ctr(ctx context.Context, stdin io.Reader, args ...string) Resul
 	cmd := exec.CommandContext(ctx, d.Spec.Ctr, full...)
 	cmd.Env = d.Env()
 	cmd.Stdin = stdin
+	return runCtr(ctx, cmd, args)
+}
+
+// runCtr runs a ctr command and returns its Result (args as the caller gave them).
+func runCtr(ctx context.Context, cmd *exec.Cmd, args []string) Result {
 	var stdout, stderr bytes.Buffer
 	cmd.Stdout, cmd.Stderr = &stdout, &stderr
 	// A killed ctr may leave its stdin copier blocked: do not wait for it forever.

@@ -74,52 +74,13 @@ func (d *Daemon) Log() string {
 // images as sandbox image, restrict_oom_score_adj (containerd here lacks CAP_SYS_RESOURCE), the
 // streaming server on 127.0.0.1, and an empty CNI config dir (host-network pods only).
 func NodeCRIConfig(spec DaemonSpec) func(dir string) string {
+	runc := func(table string) string {
+		return fmt.Sprintf("[%s.containerd.runtimes.runc]\n  runtime_type = %q\n", table, RuntimeRunc)
+	}
 	if spec.ConfigVersion == 3 {
-		return func(dir string) string {
-			rt := `plugins."io.containerd.cri.v1.runtime"`
-			return fmt.Sprintf(`[plugins."io.containerd.grpc.v1.cri"]
-  disable_tcp_service = true
-  stream_server_address = "127.0.0.1"
-  stream_server_port = "0"
-
-[plugins."io.containerd.cri.v1.images".pinned_images]
-  sandbox = %q
-
-[%s]
-  restrict_oom_score_adj = true
-
-[%s.cni]
-  conf_dir = %q
-  bin_dirs = [%q]
-
-[%s.containerd]
-  default_runtime_name = "runc"
-
-[%s.containerd.runtimes.runc]
-  runtime_type = %q
-`, ImagePause.Ref, rt, rt, filepath.Join(dir, "cni", "net.d"), CNIBinDir, rt, rt, RuntimeRunc)
-		}
+		return func(dir string) string { return criTableV3(dir, "", runc(criRuntimeV3)) }
 	}
-	return func(dir string) string {
-		cri := `plugins."io.containerd.grpc.v1.cri"`
-		return fmt.Sprintf(`[%s]
-  disable_tcp_service = true
-  stream_server_address = "127.0.0.1"
-  stream_server_port = "0"
-  restrict_oom_score_adj = true
-  sandbox_image = %q
-
-[%s.cni]
-  conf_dir = %q
-  bin_dir = %q
-
-[%s.containerd]
-  default_runtime_name = "runc"
-
-[%s.containerd.runtimes.runc]
-  runtime_type = %q
-`, cri, ImagePause.Ref, cri, filepath.Join(dir, "cni", "net.d"), CNIBinDir, cri, cri, RuntimeRunc)
-	}
+	return func(dir string) string { return criTableV2(dir, runc(criPluginV2)) }
 }
 
 // NodeDaemon is spec with its CRI plugin enabled and NodeCRIConfig as its CRI table.
