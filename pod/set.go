@@ -26,17 +26,18 @@ type Set struct {
 	// answered as the first was (containerd's controller follows a ShutdownSandbox with its
 	// own). Guarded by mu; one entry per pod the shim ever had (a shim has a few).
 	shut map[string]bool
-	// removed, if set, is called (without mu) after a pod left the set: the shim may now be idle.
-	removed func()
+	// removed, if set, is called (without mu) after Remove: the shim may now be idle. had says
+	// whether a pod really left the set (false for an id it did not hold).
+	removed func(had bool)
 }
 
 // NewSet returns an empty set.
 func NewSet() *Set { return &Set{pods: map[string]*Pod{}, shut: map[string]bool{}} }
 
-// OnRemove sets the function called after a pod leaves the set (the Task service's check
-// whether the shim serves anything any more). Call it once, before the shim serves; a no-op on
-// a nil Set.
-func (s *Set) OnRemove(fn func()) {
+// OnRemove sets the function called after Remove (the server's check whether the shim serves
+// anything any more), with whether a pod really left the set. Call it once, before the shim
+// serves; a no-op on a nil Set.
+func (s *Set) OnRemove(fn func(had bool)) {
 	if s == nil {
 		return
 	}
@@ -93,11 +94,12 @@ func (s *Set) Get(id string) (*Pod, error) {
 // ShutdownSandbox of it.
 func (s *Set) Remove(id string) {
 	s.mu.Lock()
+	had := s.pods[id] != nil
 	delete(s.pods, id)
 	fn := s.removed
 	s.mu.Unlock()
 	if fn != nil {
-		fn()
+		fn(had)
 	}
 }
 

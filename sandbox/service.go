@@ -32,6 +32,7 @@ type service struct {
 	pods *pod.Set
 	life *lifetime.Server
 	// removed is when a pod last left the set (UnixNano; 0: never): graceOver counts from it.
+	// A shim that never had a pod exits without a grace.
 	removed atomic.Int64
 }
 
@@ -51,8 +52,10 @@ func newService(pods *pod.Set, life *lifetime.Server) *service {
 	s := &service{pods: pods, life: life}
 	life.Serves(func() bool { return pods.Len() > 0 })
 	life.Drains(s.graceOver)
-	pods.OnRemove(func() {
-		s.removed.Store(time.Now().UnixNano())
+	pods.OnRemove(func(had bool) {
+		if had { // not for the Task service's Shutdown of a container's id
+			s.removed.Store(time.Now().UnixNano())
+		}
 		life.ShutdownIfIdle()
 	})
 	life.OnStop(func(ctx context.Context) error {

@@ -320,3 +320,16 @@ func TestGraceOver(t *testing.T) {
 		}
 	})
 }
+
+// The Task service's Shutdown of a container's id (pods.Shutdown of an id the set never had)
+// in a shim with no pod ends the shim at once: the grace is only for a pod's ShutdownSandbox.
+func TestNoGraceWithoutPod(t *testing.T) {
+	pods := pod.NewSet()
+	_, sd := serve(t, pods)
+	if err := pods.Shutdown(t.Context(), "a-container"); shimtest.Class(err) != "NotFound" {
+		t.Fatalf("shutdown of an id the set never had: %v, want NotFound", err)
+	}
+	if sd.Calls() != 1 {
+		t.Fatalf("a shim with no pod: shutdown called %d times at once, want 1", sd.Calls())
+	}
+}
