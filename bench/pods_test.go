@@ -7,6 +7,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"sync"
+	"syscall"
 	"time"
 
 	runtimeapi "k8s.io/cri-api/pkg/apis/runtime/v1"
@@ -116,6 +117,7 @@ type podRun struct {
 	handler, name string
 	cgroup        string
 	pod, ctr      string
+	shim          int // the pod's shim, once memory read it
 }
 
 func (p *podRun) ctx() (context.Context, context.CancelFunc) {
@@ -179,6 +181,7 @@ func (p *podRun) memory() (memStat, error) {
 	if err != nil {
 		return memStat{}, err
 	}
+	p.shim = shim
 	sm, err := readMem(shim)
 	if err != nil {
 		return memStat{}, err
@@ -198,6 +201,14 @@ func (p *podRun) remove() error {
 	}
 	if _, err := p.c.Runtime.RemovePodSandbox(ctx, &runtimeapi.RemovePodSandboxRequest{PodSandboxId: p.pod}); err != nil {
 		return fmt.Errorf("RemovePodSandbox: %w", err)
+	}
+	// The next pods are measured alone: a shim still exiting would share its pages with theirs
+	// and lower their Pss (ours keeps answering for 2 s after its pod's ShutdownSandbox).
+	for p.shim != 0 && syscall.Kill(p.shim, 0) == nil {
+		if ctx.Err() != nil {
+			return fmt.Errorf("pod %s: its shim %d still runs after RemovePodSandbox", p.pod, p.shim)
+		}
+		time.Sleep(20 * time.Millisecond)
 	}
 	return nil
 }
