@@ -139,9 +139,9 @@ func (s *service) Connect(_ context.Context, r *taskAPI.ConnectRequest) (*taskAP
 // has deleted the last other container of a group; if containerd still holds a record of the
 // kept one, its handling of a shim that went away cleans that record up.
 func (s *service) Shutdown(ctx context.Context, r *taskAPI.ShutdownRequest) (*emptypb.Empty, error) {
-	// containerd's shim manager sends Shutdown with the id it started the shim for when it deletes
-	// the shim (after its sandbox controller's ShutdownSandbox, or on its own): for a sandbox's
-	// shim that is the pod's id, and the pod goes first (its Release leaves nothing behind).
+	// containerd sends Shutdown with a task's id after its Delete; a caller may send it with a
+	// pod's id to end a sandbox's shim through the Task service: the pod goes first (its Release
+	// leaves nothing behind).
 	if id := r.GetID(); s.pods != nil && id != "" {
 		if err := s.pods.Shutdown(ctx, id); err != nil && !errdefs.IsNotFound(err) {
 			log.G(ctx).WithError(err).WithField("sandbox_id", id).Warn("shutdown: release the pod")
