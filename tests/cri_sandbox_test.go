@@ -362,7 +362,7 @@ func criShimKilled(r *criRow) []string {
 	r.waitProcessGone(shim)
 	st := r.waitState(c, runtimeapi.ContainerState_CONTAINER_EXITED)
 	r.note("container after its shim was killed: %s", st.GetState())
-	r.removePod(pod)
+	r.removeKilledPod(pod)
 	ctx, cancel := r.ctx()
 	defer cancel()
 	pods, err := r.Runtime.ListPodSandbox(ctx, &runtimeapi.ListPodSandboxRequest{})

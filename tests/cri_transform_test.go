@@ -76,7 +76,7 @@ func criMountTransforms(r *criRow) []string {
 		x.waitProcessGone(shim)
 	}
 	x.note("b: %s", x.waitState(b, runtimeapi.ContainerState_CONTAINER_EXITED).GetState())
-	x.removePod(pod)
+	x.removeKilledPod(pod)
 	if x.prefix == harness.HandlerRunc {
 		// containerd-shim-runc-v2 2.4.2 leaves the socket of a SIGKILLed grouped shim
 		// (referenceBugs "shim-sigkill/socket", criShimKilled): not this row's finding.

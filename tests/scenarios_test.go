@@ -124,6 +124,9 @@ var referenceBugs = map[string]string{
 	"containerd-crash/exit-lost": "containerd-shim-runc-v2 retries an event containerd did not take for about " +
 		"15 s (pkg/shim publisher: 5 retries, 1+2+3+4+5 s) and then drops it, and exits at once when containerd 2.x, " +
 		"reloading, deletes the task whose process exited while containerd was down: the exit is never reported",
+	"containerd-2.4/shim-sigkill/remove": "containerd 2.4.2 with containerd-shim-runc-v2 (the pause path) answers the " +
+		"RemovePodSandbox of a pod whose shim was SIGKILLed \"failed to delete task: ttrpc: closed\" until it has " +
+		"handled the dead shim's connection (seen on every try on this machine in December 2026, never before)",
 	"containerd-2.4/shim-sigkill/socket": "containerd-shim-runc-v2 2.4.2's delete action (manager Stop) does not " +
 		"remove the socket of the server that was SIGKILLed, and nothing else does: the socket file stays in " +
 		"/run/containerd/s with no listener",
