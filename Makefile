@@ -296,7 +296,7 @@ checkpoint-test: build images criu ## live checkpoint/restore against the refere
 # (per level, split at "/"); write $$ for a $ in them.
 CGROUP2_OUT := $(OUTPUT)/cgroup2
 CGROUP2_TEST = CG2_OUT=$(CGROUP2_OUT) GO=$(GO) hack/cgroup2/test.sh
-# CI's selection (about 10 minutes with both boots on this 2-core machine, more when it is busy):
+# CI's selection (about 13 minutes with both boots on this 2-core machine, more when it is busy):
 # the cgroup v2 rows (tests/cgroup2_test.go), -info, the cgroup-related rows of the smoke
 # scenarios and the Task API on containerd 2.4 and 1.6, of OOM, the pause-less table and the CRI
 # table on 2.4, the pause-less table's PID 1 rows (the holder's confinement seen from a member
