@@ -274,9 +274,7 @@ func scenarioExecStdin(r *row) *observation {
 	if exit.ExitCode() != 0 {
 		a.t.Errorf("cat exit %d after CloseIO, want 0", exit.ExitCode())
 	}
-	if _, err := p.Delete(a.ctx); err != nil {
-		a.t.Fatalf("delete exec: %v", err)
-	}
+	a.deleteExec(p)
 	a.remove(ctr, task)
 	return a.observation()
 }
@@ -312,9 +310,7 @@ func scenarioKillClasses(r *row) *observation {
 	if class(err) != "FailedPrecondition" {
 		a.t.Errorf("kill of an exec never started: %v, want FailedPrecondition", err)
 	}
-	if _, err := p.Delete(a.ctx); err != nil {
-		a.t.Fatalf("delete exec: %v", err)
-	}
+	a.deleteExec(p)
 	ch, err := task.Wait(a.ctx)
 	if err != nil {
 		a.t.Fatal(err)
@@ -498,11 +494,17 @@ func scenarioPids(r *row) *observation {
 		a.t.Fatalf("kill exec: %v", err)
 	}
 	a.note("exec exit %d", (<-ch).ExitCode())
-	if _, err := p.Delete(a.ctx); err != nil {
-		a.t.Fatalf("delete exec: %v", err)
-	}
+	a.deleteExec(p)
 	a.remove(ctr, task)
 	return a.observation()
+}
+
+// deleteExec deletes exec p (exited, or killed first by the caller).
+func (a *apiRow) deleteExec(p containerd.Process) {
+	a.t.Helper()
+	if _, err := p.Delete(a.ctx); err != nil {
+		a.t.Fatalf("delete exec %s: %v", p.ID(), err)
+	}
 }
 
 // startExec starts exec id running args with null IO and returns it with its exit channel.
@@ -553,9 +555,7 @@ func scenarioExecExitOrder(r *row) *observation {
 	a.waitExit(task.ID(), task.ID(), 137)
 	a.exitOrder(task.ID())
 	for _, p := range []containerd.Process{p1, p2} {
-		if _, err := p.Delete(a.ctx); err != nil {
-			a.t.Fatalf("delete exec %s: %v", p.ID(), err)
-		}
+		a.deleteExec(p)
 	}
 	a.remove(ctr, task)
 	return a.observation()
@@ -572,9 +572,7 @@ func scenarioHostPID(r *row) *observation {
 	a.note("exec exit %d", (<-ch).ExitCode())
 	a.waitExit(id, id, 137)
 	a.exitOrder(id)
-	if _, err := p.Delete(a.ctx); err != nil {
-		a.t.Fatalf("delete exec: %v", err)
-	}
+	a.deleteExec(p)
 	a.remove(ctr, task)
 	return a.observation()
 }
@@ -590,9 +588,7 @@ func scenarioQuickExecs(r *row) *observation {
 		if st := <-ch; st.ExitCode() != 0 {
 			a.t.Errorf("exec %s: exit %d", id, st.ExitCode())
 		}
-		if _, err := p.Delete(a.ctx); err != nil {
-			a.t.Fatalf("delete exec %s: %v", id, err)
-		}
+		a.deleteExec(p)
 	}
 	// The last exit's event may still be on its way to the test's subscription (Wait returns
 	// once the shim has queued it; containerd then forwards it).

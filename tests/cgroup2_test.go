@@ -216,9 +216,7 @@ func scenarioV2Freeze(r *row) *observation {
 	frozen("resumed")
 	p, ch := a.startExec(ctr, task, "after-resume", "true")
 	a.note("exec after resume: exit %d", (<-ch).ExitCode())
-	if _, err := p.Delete(a.ctx); err != nil {
-		a.t.Fatalf("delete exec: %v", err)
-	}
+	a.deleteExec(p)
 	a.remove(ctr, task)
 	return a.observation()
 }

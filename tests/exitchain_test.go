@@ -188,9 +188,7 @@ func scenarioKillReusedPid(r *row) *observation {
 		a.t.Errorf("Kill of an exited exec killed the process that took its pid %d", pid)
 	}
 	st := <-ch
-	if _, err := p.Delete(a.ctx); err != nil {
-		a.t.Fatalf("delete exec: %v", err)
-	}
+	a.deleteExec(p)
 	a.note("exec exit %d", st.ExitCode())
 	a.remove(ctr, task)
 	return a.observation()

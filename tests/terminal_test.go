@@ -64,9 +64,7 @@ func scenarioExecTerminalFromRequest(r *row) *observation {
 			a.t.Fatalf("start terminal exec %d (spec without a terminal, request with one): %v", i, err)
 		}
 		st := <-ch
-		if _, err := p.Delete(a.ctx); err != nil {
-			a.t.Fatalf("delete exec %d: %v", i, err)
-		}
+		a.deleteExec(p)
 		got := out.String()
 		if st.ExitCode() != 0 || got != "tty\r\n"+strings.Repeat("a", 1<<20) {
 			bad++

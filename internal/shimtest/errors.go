@@ -13,7 +13,7 @@ import (
 // error of no class the shim uses. An error already decoded is taken as it is (decoding it
 // again would make it Unknown).
 func Class(err error) string {
-	if _, isStatus := status.FromError(err); isStatus && err != nil {
+	if _, isStatus := status.FromError(err); isStatus {
 		err = errgrpc.ToNative(err)
 	}
 	switch {
