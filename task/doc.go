@@ -15,6 +15,7 @@
 //
 // Lock order: service.mu → exitRouter.mu; lifetime's Server.mu → service.mu (ShutdownIfIdle
 // asks the busy report); the pods (PatchMember, Shutdown) are called with no lock of the
-// service's held; execGate.mu, eventQueue.mu and tracker.mu are leaves. No lock is held
-// across an OCI runtime call or a publish.
+// service's held; eventQueue.mu → tracker.mu (send counts an event as undelivered under the
+// queue's lock, so that the forwarder cannot count it delivered first); execGate.mu and
+// tracker.mu are leaves. No lock is held across an OCI runtime call or a publish.
 package task
