@@ -35,5 +35,6 @@
 // waits for the holder's exit through pkg/shim's reaper (reaper.Default: a subscription that it
 // drains, the exit of the process that forked the holder included) and then marks the pod
 // Stopped and closes Done; it takes only Pod.mu and ends with the holder. Set.mu guards the
-// set's maps only.
+// set's maps only. Pod.stats (the pod's loaded cgroup, for Metrics) is a leaf, held across the
+// cgroup's reads.
 package pod

@@ -43,6 +43,8 @@ type Pod struct {
 	holder   *holder // set by Start; nil for a pod never started
 	exitedAt time.Time
 	exitCode int
+
+	stats podStats // the pod's cgroup, loaded by the first Metrics
 }
 
 // New validates opts (InvalidArgument: an empty or malformed id, a relative or missing bundle,

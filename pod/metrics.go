@@ -8,6 +8,7 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
+	"sync"
 
 	"github.com/containerd/cgroups/v3"
 	"github.com/containerd/cgroups/v3/cgroup1"
@@ -23,6 +24,10 @@ const unifiedMountpoint = "/sys/fs/cgroup"
 // on a cgroup v1 (or hybrid) host, a *cgroup2 stats.Metrics (CPU and memory) on a v2 host. A
 // systemd slice name (the kubelet's systemd cgroup driver) is expanded to its path. A pod
 // without a cgroup parent, or whose cgroup is not on disk, is NotFound.
+//
+// The cgroup is loaded at the first call and kept (a cgroup v1 Load parses the mount table once
+// per controller): containerd 2.4's CRI plugin asks every second, for every pod. A cgroup
+// found gone is loaded again at the next call.
 func (p *Pod) Metrics() (any, error) {
 	if p.cfg.CgroupParent == "" {
 		return nil, fmt.Errorf("sandbox %s: no cgroup parent: %w", p.id, errdefs.ErrNotFound)
@@ -31,11 +36,21 @@ func (p *Pod) Metrics() (any, error) {
 	if err != nil {
 		return nil, fmt.Errorf("sandbox %s: %w", p.id, err)
 	}
+	p.stats.Lock()
+	defer p.stats.Unlock()
+	if p.stats.stat == nil {
+		if cgroups.Mode() == cgroups.Unified {
+			p.stats.stat, err = loadV2(path)
+		} else {
+			p.stats.stat, err = loadV1(path)
+		}
+	}
 	var st any
-	if cgroups.Mode() == cgroups.Unified {
-		st, err = statV2(path)
-	} else {
-		st, err = statV1(path)
+	if err == nil {
+		st, err = p.stats.stat()
+	}
+	if errors.Is(err, errdefs.ErrNotFound) {
+		p.stats.stat = nil
 	}
 	if err != nil {
 		return nil, fmt.Errorf("sandbox %s: cgroup %s: %w", p.id, path, err)
@@ -43,28 +58,56 @@ func (p *Pod) Metrics() (any, error) {
 	return st, nil
 }
 
-// statV1 reads the v1 statistics of the cgroup at path in every hierarchy that has it.
-func statV1(path string) (any, error) {
-	cg, err := cgroup1.Load(cgroup1.StaticPath(path))
-	if errors.Is(err, cgroup1.ErrCgroupDeleted) {
-		return nil, fmt.Errorf("not on disk: %w", errdefs.ErrNotFound)
-	}
-	if err != nil {
-		return nil, err
-	}
-	return cg.Stat(cgroup1.IgnoreNotExist)
+// podStats is a pod's loaded cgroup, as the function that reads its statistics.
+type podStats struct {
+	sync.Mutex
+	stat func() (any, error)
 }
 
-// statV2 reads the CPU and memory statistics of the cgroup v2 group at path.
-func statV2(path string) (any, error) {
-	if _, err := os.Stat(filepath.Join(unifiedMountpoint, path)); errors.Is(err, os.ErrNotExist) {
-		return nil, fmt.Errorf("not on disk: %w", errdefs.ErrNotFound)
+// loadV1 loads the cgroup at path in every v1 hierarchy that has it.
+func loadV1(path string) (func() (any, error), error) {
+	cg, err := cgroup1.Load(cgroup1.StaticPath(path))
+	if err != nil {
+		return nil, v1Gone(err)
+	}
+	return func() (any, error) {
+		// Stat with IgnoreNotExist reads a removed cgroup as zeros: State looks first (and
+		// marks the handle deleted, so that Stat answers ErrCgroupDeleted).
+		_ = cg.State()
+		st, err := cg.Stat(cgroup1.IgnoreNotExist)
+		return st, v1Gone(err)
+	}, nil
+}
+
+func v1Gone(err error) error {
+	if errors.Is(err, cgroup1.ErrCgroupDeleted) || errors.Is(err, os.ErrNotExist) {
+		return fmt.Errorf("not on disk: %w", errdefs.ErrNotFound)
+	}
+	return err
+}
+
+// loadV2 loads the cgroup v2 group at path, for its CPU and memory statistics.
+func loadV2(path string) (func() (any, error), error) {
+	dir := filepath.Join(unifiedMountpoint, path)
+	gone := func() error {
+		if _, err := os.Stat(dir); errors.Is(err, os.ErrNotExist) {
+			return fmt.Errorf("not on disk: %w", errdefs.ErrNotFound)
+		}
+		return nil
+	}
+	if err := gone(); err != nil {
+		return nil, err
 	}
 	m, err := cgroup2.Load(path)
 	if err != nil {
 		return nil, err
 	}
-	return m.StatFiltered(cgroup2.StatCPU | cgroup2.StatMemory)
+	return func() (any, error) {
+		if err := gone(); err != nil {
+			return nil, err
+		}
+		return m.StatFiltered(cgroup2.StatCPU | cgroup2.StatMemory)
+	}, nil
 }
 
 // cgroupPath returns the cgroup path of a cgroup parent: a path as it is, a systemd slice name

@@ -81,3 +81,44 @@ func TestMetricsV1(t *testing.T) {
 		}
 	}
 }
+
+// The pod's cgroup is loaded once and kept; a cgroup removed meanwhile answers NotFound (not
+// zeros read from no files), and one made again is loaded again.
+func TestMetricsV1Kept(t *testing.T) {
+	shimtest.RequireRoot(t)
+	if cgroups.Mode() == cgroups.Unified {
+		t.Skip("cgroup v2 host")
+	}
+	path := fmt.Sprintf("/podtest%d-kept", os.Getpid())
+	create := func() cgroup1.Cgroup {
+		cg, err := cgroup1.New(cgroup1.StaticPath(path), &specs.LinuxResources{})
+		if err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(func() { _ = cg.Delete() })
+		return cg
+	}
+	cg := create()
+	p := &Pod{id: "pod1", cfg: Config{CgroupParent: path}}
+	for i := range 2 {
+		if _, err := p.Metrics(); err != nil {
+			t.Fatalf("call %d: %v", i, err)
+		}
+		if p.stats.stat == nil {
+			t.Fatalf("call %d: the pod's cgroup is not kept", i)
+		}
+	}
+	if err := cg.Delete(); err != nil {
+		t.Fatal(err)
+	}
+	if st, err := p.Metrics(); !errors.Is(err, errdefs.ErrNotFound) {
+		t.Fatalf("removed cgroup: %+v %v, want NotFound", st, err)
+	}
+	if p.stats.stat != nil {
+		t.Fatal("a removed cgroup's handle is kept")
+	}
+	create()
+	if st, err := p.Metrics(); err != nil || st.(*v1stats.Metrics).Memory == nil {
+		t.Fatalf("cgroup made again: %+v %v", st, err)
+	}
+}
