@@ -48,13 +48,13 @@ type Pod struct {
 }
 
 // New validates opts (InvalidArgument: an empty or malformed id, a relative or missing bundle,
-// a user namespace asked for (mode POD: not supported), PID mode TARGET, sysctls that are not
-// namespaced, net.* sysctls with host network, IPC sysctls with host IPC), writes the pod's
-// files into the bundle (hostname: Config.Hostname or the host's, and a newline; hosts: a copy
-// of the host's /etc/hosts; resolv.conf: from Config.DNS as podsandbox writes it, else a copy
-// of the host's /etc/resolv.conf), and unless IPC is ModeNode mounts a tmpfs at <bundle>/shm
-// (nosuid, nodev, noexec, mode=1777, size=64m, as podsandbox does). The pod is Created. On error
-// nothing of it is left.
+// a user namespace mode other than NODE and POD, or POD without mappings that map the holder's
+// id, PID mode TARGET, sysctls that are not namespaced, net.* sysctls with host network, IPC
+// sysctls with host IPC), writes the pod's files into the bundle (hostname: Config.Hostname or
+// the host's, and a newline; hosts: a copy of the host's /etc/hosts; resolv.conf: from
+// Config.DNS as podsandbox writes it, else a copy of the host's /etc/resolv.conf), and unless IPC
+// is ModeNode mounts a tmpfs at <bundle>/shm (nosuid, nodev, noexec, mode=1777, size=64m, as
+// podsandbox does). The pod is Created. On error nothing of it is left.
 func New(opts Options) (*Pod, error) {
 	cfg := Config{}
 	if opts.Config != nil {
