@@ -104,6 +104,10 @@ func (m memStat) sub(o memStat) memStat {
 	return memStat{m.RssAnon - o.RssAnon, m.VmRSS - o.VmRSS, m.Pss - o.Pss}
 }
 
+func (m memStat) add(o memStat) memStat {
+	return memStat{m.RssAnon + o.RssAnon, m.VmRSS + o.VmRSS, m.Pss + o.Pss}
+}
+
 func (m memStat) div(n float64) memStat { return memStat{m.RssAnon / n, m.VmRSS / n, m.Pss / n} }
 
 // readMem reads RssAnon and VmRSS (/proc/PID/status) and Pss (/proc/PID/smaps_rollup).
