@@ -99,18 +99,30 @@ func (a *apiRow) runningSpec(id string, opts []oci.SpecOpts, args ...string) (co
 // startTask creates ctr's task with null IO, starts it and returns it with its exit channel.
 func (a *apiRow) startTask(ctr containerd.Container) (containerd.Task, <-chan containerd.ExitStatus) {
 	a.t.Helper()
-	task, err := ctr.NewTask(a.ctx, cio.NullIO)
+	return a.startTaskIO(ctr, cio.NullIO)
+}
+
+// startTaskIO is startTask with the client IO of creator.
+func (a *apiRow) startTaskIO(ctr containerd.Container, creator cio.Creator) (containerd.Task, <-chan containerd.ExitStatus) {
+	a.t.Helper()
+	task, err := ctr.NewTask(a.ctx, creator)
 	if err != nil {
 		a.t.Fatalf("new task %s: %v", ctr.ID(), err)
 	}
+	return task, a.startCreated(task)
+}
+
+// startCreated starts a created task and returns its exit channel.
+func (a *apiRow) startCreated(task containerd.Task) <-chan containerd.ExitStatus {
+	a.t.Helper()
 	ch, err := task.Wait(a.ctx)
 	if err != nil {
-		a.t.Fatalf("wait %s: %v", ctr.ID(), err)
+		a.t.Fatalf("wait %s: %v", task.ID(), err)
 	}
 	if err := task.Start(a.ctx); err != nil {
-		a.t.Fatalf("start %s: %v", ctr.ID(), err)
+		a.t.Fatalf("start %s: %v", task.ID(), err)
 	}
-	return task, ch
+	return ch
 }
 
 // processSpec is the container's process spec with other args.
@@ -156,6 +168,12 @@ func (a *apiRow) remove(ctr containerd.Container, task containerd.Task) {
 	if _, err := task.Delete(a.ctx); err != nil {
 		a.t.Fatalf("delete task %s: %v", task.ID(), err)
 	}
+	a.deleteContainer(ctr)
+}
+
+// deleteContainer deletes ctr and its snapshot.
+func (a *apiRow) deleteContainer(ctr containerd.Container) {
+	a.t.Helper()
 	if err := ctr.Delete(a.ctx, containerd.WithSnapshotCleanup); err != nil {
 		a.t.Fatalf("delete container %s: %v", ctr.ID(), err)
 	}
@@ -623,19 +641,18 @@ func scenarioQuickExecs(r *row) *observation {
 // and deletes the task; before runs between the exit and the Delete. It returns the exit code.
 func (a *apiRow) runToExit(ctr containerd.Container, creator cio.Creator, before func()) uint32 {
 	a.t.Helper()
-	id := ctr.ID()
 	task, err := ctr.NewTask(a.ctx, creator)
 	if err != nil {
-		a.t.Fatalf("new task %s: %v", id, err)
+		a.t.Fatalf("new task %s: %v", ctr.ID(), err)
 	}
-	ch, err := task.Wait(a.ctx)
-	if err != nil {
-		a.t.Fatal(err)
-	}
-	if err := task.Start(a.ctx); err != nil {
-		a.t.Fatalf("start %s: %v", id, err)
-	}
-	code := (<-ch).ExitCode()
+	return a.runCreated(task, before)
+}
+
+// runCreated is runToExit for a task already created.
+func (a *apiRow) runCreated(task containerd.Task, before func()) uint32 {
+	a.t.Helper()
+	id := task.ID()
+	code := (<-a.startCreated(task)).ExitCode()
 	a.waitExit(id, id, code)
 	if before != nil {
 		before()
@@ -670,9 +687,7 @@ func scenarioIoUIDGID(r *row) *observation {
 	if code != 0 || out.String() != "1000:2000\n1000:2000\n" {
 		a.t.Errorf("IoUid/IoGid 2000: exit %d, stdout %q, stderr %q", code, out.String(), errOut.String())
 	}
-	if err := ctr.Delete(a.ctx, containerd.WithSnapshotCleanup); err != nil {
-		a.t.Fatalf("delete container %s: %v", id, err)
-	}
+	a.deleteContainer(ctr)
 	return a.observation()
 }
 
@@ -709,9 +724,7 @@ func scenarioPlainFiles(r *row) *observation {
 	if string(gotOut) != "to-out\n" || string(gotErr) != "to-err\n" {
 		a.t.Errorf("plain files got %q and %q", gotOut, gotErr)
 	}
-	if err := ctr.Delete(a.ctx, containerd.WithSnapshotCleanup); err != nil {
-		a.t.Fatalf("delete container %s: %v", id, err)
-	}
+	a.deleteContainer(ctr)
 	return a.observation()
 }
 
@@ -749,8 +762,6 @@ func scenarioGrandchild(r *row) *observation {
 	if took >= 5*time.Second && a.runtime == harness.RuntimeCustom {
 		a.t.Errorf("Delete took %s", took)
 	}
-	if err := ctr.Delete(a.ctx, containerd.WithSnapshotCleanup); err != nil {
-		a.t.Fatalf("delete container %s: %v", id, err)
-	}
+	a.deleteContainer(ctr)
 	return a.observation()
 }

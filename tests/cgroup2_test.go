@@ -266,9 +266,7 @@ func scenarioV2OOMGroup(r *row) *observation {
 	if _, err := task.Delete(a.ctx); err != nil {
 		a.t.Fatalf("delete task %s: %v", id, err)
 	}
-	if err := ctr.Delete(a.ctx, containerd.WithSnapshotCleanup); err != nil {
-		a.t.Fatalf("delete container %s: %v", id, err)
-	}
+	a.deleteContainer(ctr)
 	return oomObservation(&observation{Events: a.events(), Notes: a.notes})
 }
 

@@ -75,17 +75,7 @@ func scenarioExitHeldOtherOnTime(r *row) *observation {
 		if out != nil {
 			creator = cio.NewCreator(cio.WithStreams(nil, out, out), cio.WithFIFODir(a.FifoDir))
 		}
-		task, err := ctr.NewTask(a.ctx, creator)
-		if err != nil {
-			a.t.Fatalf("new task %s: %v", id, err)
-		}
-		ch, err := task.Wait(a.ctx)
-		if err != nil {
-			a.t.Fatal(err)
-		}
-		if err := task.Start(a.ctx); err != nil {
-			a.t.Fatalf("start %s: %v", id, err)
-		}
+		task, ch := a.startTaskIO(ctr, creator)
 		return member{ctr, task, ch}
 	}
 	out := &slowWriter{}
@@ -132,9 +122,7 @@ func scenarioExitHeldOtherOnTime(r *row) *observation {
 		if _, err := m.task.Delete(a.ctx); err != nil {
 			a.t.Fatalf("delete %s: %v", m.ctr.ID(), err)
 		}
-		if err := m.ctr.Delete(a.ctx, containerd.WithSnapshotCleanup); err != nil {
-			a.t.Fatalf("delete container %s: %v", m.ctr.ID(), err)
-		}
+		a.deleteContainer(m.ctr)
 	}
 	if socket := strings.TrimPrefix(addr, "unix://"); socket != "" {
 		r.expectGone(socket, "grouping/socket")

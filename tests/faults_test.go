@@ -145,9 +145,7 @@ func scenarioShimSigkill(r *row) *observation {
 	if _, err := task.Delete(a.ctx); err != nil && !errdefs.IsNotFound(err) {
 		r.t.Errorf("delete task after the shim died: %v", err)
 	}
-	if err := ctr.Delete(a.ctx, containerd.WithSnapshotCleanup); err != nil {
-		r.t.Fatalf("delete container: %v", err)
-	}
+	a.deleteContainer(ctr)
 	return a.observation()
 }
 

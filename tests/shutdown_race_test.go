@@ -134,9 +134,7 @@ func (a *apiRow) forget(ctr containerd.Container, task containerd.Task) {
 		_, err := task.Delete(a.ctx)
 		return err == nil || errdefs.IsNotFound(err)
 	})
-	if err := ctr.Delete(a.ctx, containerd.WithSnapshotCleanup); err != nil {
-		a.t.Fatalf("delete container %s: %v", ctr.ID(), err)
-	}
+	a.deleteContainer(ctr)
 }
 
 func init() {
@@ -170,9 +168,7 @@ func scenarioRerunSameID(r *row) *observation {
 		}
 	}
 	a.note("%d tasks of one container in a row: %d failed", n, failed)
-	if err := ctr.Delete(a.ctx, containerd.WithSnapshotCleanup); err != nil {
-		a.t.Fatalf("delete container %s: %v", id, err)
-	}
+	a.deleteContainer(ctr)
 	return &observation{Notes: a.notes}
 }
 

@@ -11,7 +11,6 @@ import (
 	"path/filepath"
 	"strings"
 
-	containerd "github.com/containerd/containerd/v2/client"
 	"github.com/containerd/containerd/v2/pkg/cio"
 	"github.com/containerd/containerd/v2/pkg/oci"
 	specs "github.com/opencontainers/runtime-spec/specs-go"
@@ -55,26 +54,12 @@ func scenarioBindMountSocket(r *row) *observation {
 	a.note("create with a socket bind mount: %s", class(err))
 	if err != nil {
 		a.t.Errorf("create a container with a host socket bind-mounted: %v", err)
-		if err := ctr.Delete(a.ctx, containerd.WithSnapshotCleanup); err != nil {
-			a.t.Fatalf("delete container %s: %v", id, err)
-		}
+		a.deleteContainer(ctr)
 		return a.observation()
 	}
-	ch, err := task.Wait(a.ctx)
-	if err != nil {
-		a.t.Fatal(err)
-	}
-	if err := task.Start(a.ctx); err != nil {
-		a.t.Fatalf("start: %v", err)
-	}
-	st := <-ch
-	if _, err := task.Delete(a.ctx); err != nil {
-		a.t.Fatalf("delete task %s: %v", id, err)
-	}
-	a.note("exit %d, output %q", st.ExitCode(), out.String())
-	if err := ctr.Delete(a.ctx, containerd.WithSnapshotCleanup); err != nil {
-		a.t.Fatalf("delete container %s: %v", id, err)
-	}
+	code := a.runCreated(task, nil)
+	a.note("exit %d, output %q", code, out.String())
+	a.deleteContainer(ctr)
 	return a.observation()
 }
 

@@ -11,7 +11,6 @@ import (
 	"strconv"
 	"strings"
 
-	containerd "github.com/containerd/containerd/v2/client"
 	"github.com/containerd/containerd/v2/pkg/cio"
 
 	"github.com/custom-shim/containerd-shim-custom-v1/tests/harness"
@@ -92,28 +91,14 @@ func scenarioInitTerminalFromRequest(r *row) *observation {
 		if a.runtime == harness.RuntimeCustom {
 			a.t.Errorf("create a container with a terminal its spec lacks: %v", err)
 		}
-		if err := ctr.Delete(a.ctx, containerd.WithSnapshotCleanup); err != nil {
-			a.t.Fatalf("delete container %s: %v", id, err)
-		}
+		a.deleteContainer(ctr)
 		return a.observation()
 	}
-	ch, err := task.Wait(a.ctx)
-	if err != nil {
-		a.t.Fatal(err)
-	}
-	if err := task.Start(a.ctx); err != nil {
-		a.t.Fatalf("start: %v", err)
-	}
-	st := <-ch
-	if _, err := task.Delete(a.ctx); err != nil {
-		a.t.Fatalf("delete task %s: %v", id, err)
-	}
-	a.note("exit %d, stdout %q", st.ExitCode(), out.String())
+	code := a.runCreated(task, nil)
+	a.note("exit %d, stdout %q", code, out.String())
 	if out.String() != "tty\r\n" {
 		a.t.Errorf("init started with a terminal printed %q, want tty", out.String())
 	}
-	if err := ctr.Delete(a.ctx, containerd.WithSnapshotCleanup); err != nil {
-		a.t.Fatalf("delete container %s: %v", id, err)
-	}
+	a.deleteContainer(ctr)
 	return a.observation()
 }
