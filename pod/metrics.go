@@ -79,6 +79,7 @@ func loadV1(path string) (func() (any, error), error) {
 	}, nil
 }
 
+// v1Gone makes a cgroup v1 error that says the cgroup is gone NotFound.
 func v1Gone(err error) error {
 	if errors.Is(err, cgroup1.ErrCgroupDeleted) || errors.Is(err, os.ErrNotExist) {
 		return fmt.Errorf("not on disk: %w", errdefs.ErrNotFound)
