@@ -347,7 +347,7 @@ test-cgroup2-systemd: build images cgroup2-kernel ## only the systemd part of te
 	@echo "$(WHALE) $@"
 	CG2_NAME=systemd CG2_SYSTEMD=1 $(CGROUP2_TEST) -timeout $(CGROUP2_TIMEOUT) $(CGROUP2_SYSTEMD_RUNS)
 
-test-cgroup2-all: build images cgroup2-kernel ## every integration test that can run in the cgroup v2 guest (about an hour: not in CI)
+test-cgroup2-all: build images cgroup2-kernel ## every integration test that can run in the cgroup v2 guest (about 75 minutes: not in CI)
 	@echo "$(WHALE) $@"
 	$(MAKE) compat-deps COMPAT_VERSIONS="$(SANDBOX_EXTRA_LINES)"
 	CG2_NAME=all $(CGROUP2_TEST) -timeout $(CGROUP2_ALL_TIMEOUT) $(CGROUP2_ALL_RUNS)
