@@ -250,7 +250,12 @@ func ordered(topics []string, want ...string) bool {
 	return true
 }
 
-func (r *row) observe(res harness.Result) *observation {
+// observe is what a `ctr run --rm` of container id saw. It first waits for the container's
+// /tasks/exit (with the exit code ctr returned): ctr returns as soon as it has the exit status, and
+// the event may reach the daemon's event stream after that, so events read at once would miss it.
+func (r *row) observe(res harness.Result, id string) *observation {
+	r.t.Helper()
+	r.waitExit(id, id, uint32(res.ExitCode))
 	return &observation{Stdout: res.Stdout, ExitCode: res.ExitCode, Events: r.events(), droppedEvents: r.droppedEvents}
 }
 

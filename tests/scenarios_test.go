@@ -33,8 +33,7 @@ func scenarioEcho(r *row) *observation {
 	id := r.id("echo")
 	res := r.ctr(nil, r.runArgs("--rm", "--fifo-dir", r.FifoDir, harness.ImageBusybox.Ref, id, "/bin/echo", "hello")...)
 	r.expect(res, 0, "hello\n")
-	r.waitExit(id, id, 0)
-	return r.observe(res)
+	return r.observe(res, id)
 }
 
 // (b) the exit code of the init process reaches ctr and the exit event.
@@ -42,8 +41,7 @@ func scenarioExitCode(r *row) *observation {
 	id := r.id("exit3")
 	res := r.ctr(nil, r.runArgs("--rm", "--fifo-dir", r.FifoDir, harness.ImageBusybox.Ref, id, "sh", "-c", "exit 3")...)
 	r.expect(res, 3, "")
-	r.waitExit(id, id, 3)
-	return r.observe(res)
+	return r.observe(res, id)
 }
 
 // (c) stdin reaches the container, and closing it (CloseIO) ends cat.
@@ -66,8 +64,7 @@ func scenarioStdin(r *row) *observation {
 	}()
 	res := r.ctr(rd, r.runArgs("--rm", "--fifo-dir", r.FifoDir, harness.ImageBusybox.Ref, id, "/bin/cat")...)
 	r.expect(res, 0, "hello\n")
-	r.waitExit(id, id, 0)
-	return r.observe(res)
+	return r.observe(res, id)
 }
 
 // (d) SIGTERM to a process that traps it: 143 from the trap.

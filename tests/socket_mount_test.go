@@ -79,5 +79,5 @@ func scenarioCtrMountSocket(r *row) *observation {
 	res := r.ctr(nil, r.runArgs("--rm", "--mount", "type=bind,src="+sock+",dst=/run/host.sock,options=rbind:rw",
 		"--fifo-dir", r.FifoDir, harness.ImageBusybox.Ref, id, "sh", "-c", "test -S /run/host.sock && echo socket")...)
 	r.expect(res, 0, "socket\n")
-	return r.observe(res)
+	return r.observe(res, id)
 }
