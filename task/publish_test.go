@@ -172,8 +172,16 @@ func TestRemotePublisherSurvivesContainerdRestart(t *testing.T) {
 		t.Fatalf("event %#v, want the TaskExit 137 of pid 42", v)
 	}
 
-	// containerd restarts. (The pause lets the old connection's end reach the client first:
-	// a fake server closed mid-request may still run it, which a dead containerd would not.)
+	// containerd restarts, once the publisher has had its replies: the fake records an event
+	// before it answers, and an answer lost in the close would have the publisher send that
+	// event again to the next containerd (at least once, as with a containerd that dies between
+	// its handling and its answer). The pause lets the old connection's end reach the client
+	// first: a fake server closed mid-request may still run it, which a dead containerd would not.
+	delivered, cancel := context.WithTimeout(ctx, 5*time.Second)
+	defer cancel()
+	if !q.undelivered.wait(delivered) {
+		t.Fatal("the publisher has no answer from containerd for the events it received")
+	}
 	stop()
 	_ = os.Remove(path)
 	time.Sleep(100 * time.Millisecond)
