@@ -6,7 +6,6 @@ import (
 	"bytes"
 	"context"
 	"errors"
-	"io/fs"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -15,6 +14,8 @@ import (
 	"time"
 
 	"github.com/pelletier/go-toml/v2"
+
+	"github.com/custom-shim/containerd-shim-custom-v1/internal/shimtest"
 )
 
 // fakeContainerd models how containerd loads a config (the real daemons are in the integration
@@ -135,49 +136,6 @@ func (n *node) options() Options {
 	return Options{Config: n.config, BinDir: n.bin, Shim: n.shim, SystemdCgroup: "auto", RestartCommand: "false"}
 }
 
-// snapshot maps every path under dir to its mode and content.
-func snapshot(t *testing.T, dir string) map[string]string {
-	t.Helper()
-	out := map[string]string{}
-	err := filepath.WalkDir(dir, func(p string, d fs.DirEntry, err error) error {
-		if err != nil {
-			return err
-		}
-		info, err := d.Info()
-		if err != nil {
-			return err
-		}
-		content := ""
-		if d.Type().IsRegular() {
-			b, err := os.ReadFile(p)
-			if err != nil {
-				return err
-			}
-			content = string(b)
-		}
-		out[p] = info.Mode().String() + " " + content
-		return nil
-	})
-	if err != nil {
-		t.Fatal(err)
-	}
-	return out
-}
-
-func sameTree(t *testing.T, before, after map[string]string) {
-	t.Helper()
-	for p, v := range before {
-		if after[p] != v {
-			t.Errorf("%s changed or removed", p)
-		}
-	}
-	for p := range after {
-		if _, ok := before[p]; !ok {
-			t.Errorf("%s left behind", p)
-		}
-	}
-}
-
 const v3Config = `version = 3
 imports = ["@ETC@/conf.d/*.toml"]
 [plugins."io.containerd.cri.v1.runtime"]
@@ -208,7 +166,7 @@ func TestInstallUninstall(t *testing.T) {
 					t.Fatal(err)
 				}
 			}
-			etc := snapshot(t, filepath.Dir(n.config))
+			etc := shimtest.TreeSnapshot(t, filepath.Dir(n.config))
 			c := &fakeContainerd{line: l}
 			var out bytes.Buffer
 			o := n.options()
@@ -241,7 +199,7 @@ func TestInstallUninstall(t *testing.T) {
 			if err := Uninstall(ctx, o); err != nil {
 				t.Fatal(err)
 			}
-			sameTree(t, etc, snapshot(t, filepath.Dir(n.config)))
+			shimtest.SameTree(t, "uninstall after install", etc, shimtest.TreeSnapshot(t, filepath.Dir(n.config)))
 			if _, err := os.Stat(filepath.Join(n.bin, ShimName)); !errors.Is(err, os.ErrNotExist) {
 				t.Errorf("binary left after uninstall: %v", err)
 			}
@@ -274,12 +232,12 @@ func TestInstallRefusals(t *testing.T) {
 			if tt.prepare != nil {
 				tt.prepare(n)
 			}
-			etc := snapshot(t, n.dir)
+			etc := shimtest.TreeSnapshot(t, n.dir)
 			err := Install(ctx, n.options(), &fakeContainerd{line: l})
 			if !errors.Is(err, ErrRefused) || !strings.Contains(err.Error(), tt.want) {
 				t.Fatalf("install: %v; want a refusal saying %q", err, tt.want)
 			}
-			sameTree(t, etc, snapshot(t, n.dir))
+			shimtest.SameTree(t, "refused install", etc, shimtest.TreeSnapshot(t, n.dir))
 		})
 	}
 }
@@ -293,7 +251,7 @@ func TestInstallRollsBack(t *testing.T) {
 	if err := Install(ctx, o, &fakeContainerd{line: Line{1, 6}}); err != nil {
 		t.Fatal(err)
 	}
-	etc := snapshot(t, n.dir)
+	etc := shimtest.TreeSnapshot(t, n.dir)
 	if err := os.WriteFile(n.shim, []byte("#!/bin/sh\necho new shim\n"), 0o755); err != nil {
 		t.Fatal(err)
 	}
@@ -302,14 +260,14 @@ func TestInstallRollsBack(t *testing.T) {
 	if err == nil || !strings.Contains(err.Error(), "missing") {
 		t.Fatalf("install with a containerd that ignores the drop-in: %v", err)
 	}
-	after := snapshot(t, n.dir)
+	after := shimtest.TreeSnapshot(t, n.dir)
 	after[n.shim] = etc[n.shim] // the source binary was changed by the test
-	sameTree(t, etc, after)
+	shimtest.SameTree(t, "rolled-back install", etc, after)
 }
 
 func TestInstallDryRun(t *testing.T) {
 	n := newNode(t, v3Config)
-	etc := snapshot(t, n.dir)
+	etc := shimtest.TreeSnapshot(t, n.dir)
 	var out bytes.Buffer
 	o := n.options()
 	o.DryRun, o.Out = true, &out
@@ -319,7 +277,7 @@ func TestInstallDryRun(t *testing.T) {
 	if !strings.Contains(out.String(), "runtimes.custom]") {
 		t.Errorf("dry run did not print the drop-in:\n%s", out.String())
 	}
-	sameTree(t, etc, snapshot(t, n.dir))
+	shimtest.SameTree(t, "dry run", etc, shimtest.TreeSnapshot(t, n.dir))
 }
 
 // TestUninstallRefusesWhileRunning: a process running from the installed binary (even after it

@@ -7,7 +7,6 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"io/fs"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -15,6 +14,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/custom-shim/containerd-shim-custom-v1/internal/shimtest"
 	"github.com/custom-shim/containerd-shim-custom-v1/tests/harness"
 )
 
@@ -53,51 +53,6 @@ func runInstaller(t *testing.T, bin string, args ...string) (string, int) {
 	}
 	t.Logf("%s %s: exit %d\n%s", filepath.Base(bin), strings.Join(args, " "), code, out)
 	return string(out), code
-}
-
-// treeSnapshot maps every path under dir to its type, mode and content.
-func treeSnapshot(t *testing.T, dir string) map[string]string {
-	t.Helper()
-	out := map[string]string{}
-	err := filepath.WalkDir(dir, func(p string, d fs.DirEntry, err error) error {
-		if err != nil {
-			return err
-		}
-		info, err := d.Info()
-		if err != nil {
-			return err
-		}
-		v := info.Mode().String()
-		if d.Type().IsRegular() {
-			b, err := os.ReadFile(p)
-			if err != nil {
-				return err
-			}
-			v += " " + string(b)
-		}
-		out[p] = v
-		return nil
-	})
-	if err != nil {
-		t.Fatal(err)
-	}
-	return out
-}
-
-func sameSnapshot(t *testing.T, what string, before, after map[string]string) {
-	t.Helper()
-	for p, v := range before {
-		if w, ok := after[p]; !ok {
-			t.Errorf("%s: %s was removed", what, p)
-		} else if w != v {
-			t.Errorf("%s: %s changed:\n  before %q\n  after  %q", what, p, v, w)
-		}
-	}
-	for p := range after {
-		if _, ok := before[p]; !ok {
-			t.Errorf("%s: %s was left behind", what, p)
-		}
-	}
 }
 
 // configDump runs `containerd --config config config dump`.
@@ -174,7 +129,7 @@ func testInstallerOn(t *testing.T, spec harness.CompatSpec, paths harness.Paths,
 			mkdirAll(t, confd)
 			writeFile(t, filepath.Join(confd, "10-operator.toml"), operatorDropInFor(node), 0o644)
 		}
-		before = treeSnapshot(t, etc)
+		before = shimtest.TreeSnapshot(t, etc)
 		// The recording OCI runtime the handler is told to use (BinaryName).
 		wrapper, wrapperLog = filepath.Join(d.Dir, "wrapper", "runc"), filepath.Join(d.Dir, "wrapper", "calls.log")
 		mkdirAll(t, filepath.Dir(wrapper))
@@ -216,7 +171,7 @@ func testInstallerOn(t *testing.T, spec harness.CompatSpec, paths harness.Paths,
 	if code != 0 {
 		t.Fatalf("uninstall: exit %d\n%s", code, out)
 	}
-	sameSnapshot(t, "config dir after uninstall", before, treeSnapshot(t, etc))
+	shimtest.SameTree(t, "config dir after uninstall", before, shimtest.TreeSnapshot(t, etc))
 	if _, err := os.Lstat(d.ShimBin()); !errors.Is(err, os.ErrNotExist) {
 		t.Errorf("%s still there after uninstall: %v", d.ShimBin(), err)
 	}
@@ -294,12 +249,12 @@ func testInstallerRefuses(t *testing.T, paths harness.Paths, inst string) {
 	mkdirAll(t, bin)
 	config := filepath.Join(etc, "config.toml")
 	writeFile(t, config, "version = 3\nimports = []\nroot = \""+filepath.Join(dir, "root")+"\"\n", 0o644)
-	before := treeSnapshot(t, dir)
+	before := shimtest.TreeSnapshot(t, dir)
 	out, code := runInstaller(t, inst, "install", "-config", config, "-bin-dir", bin, "-shim", paths.Shim, "-containerd", containerd)
 	if code != 2 || !strings.Contains(out, `imports = ["`+filepath.Join(etc, "conf.d", "*.toml")+`"]`) {
 		t.Fatalf("install without an import: exit %d, want 2 and the imports line to add:\n%s", code, out)
 	}
-	sameSnapshot(t, "refused install", before, treeSnapshot(t, dir))
+	shimtest.SameTree(t, "refused install", before, shimtest.TreeSnapshot(t, dir))
 }
 
 func mkdirAll(t *testing.T, dir string) {
