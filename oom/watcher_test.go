@@ -129,6 +129,18 @@ func newTestWatcher(t *testing.T, m Mode, r *recorder) *Watcher {
 	return w
 }
 
+// watchedV2 is a V2 watcher with a fake cgroup v2 directory watched as container c1.
+func watchedV2(t *testing.T) (*recorder, *Watcher, *fakeV2) {
+	t.Helper()
+	r := newRecorder()
+	w := newTestWatcher(t, V2, r)
+	f := newFakeV2(t)
+	if err := w.AddDir("c1", f.dir); err != nil {
+		t.Fatal(err)
+	}
+	return r, w, f
+}
+
 // released reports whether id's fd has been closed (or id is not watched).
 func (w *Watcher) released(id string) bool {
 	w.mu.Lock()
@@ -156,12 +168,7 @@ func waitFor(t *testing.T, what string, cond func() bool) {
 // B.17: on cgroup v2 the kill counter is oom_kill; "oom" alone (an OOM situation that killed
 // nothing) is not reported. A kill is reported once, by the loop.
 func TestV2CountsOOMKillNotOOM(t *testing.T) {
-	r := newRecorder()
-	w := newTestWatcher(t, V2, r)
-	f := newFakeV2(t)
-	if err := w.AddDir("c1", f.dir); err != nil {
-		t.Fatal(err)
-	}
+	r, w, f := watchedV2(t)
 	f.set(1, 0, true)
 	if w.Check("c1") {
 		t.Fatal("Check reported an OOM without a kill")
@@ -184,12 +191,7 @@ func TestV2CountsOOMKillNotOOM(t *testing.T) {
 // Check made right after a kill is counted always returns with that kill reported, exactly
 // once, whether Check or the loop got to it first (the init-exit path relies on this).
 func TestCheckReportsBeforeReturning(t *testing.T) {
-	r := newRecorder()
-	w := newTestWatcher(t, V2, r)
-	f := newFakeV2(t)
-	if err := w.AddDir("c1", f.dir); err != nil {
-		t.Fatal(err)
-	}
+	r, w, f := watchedV2(t)
 	for i := uint64(1); i <= 200; i++ {
 		f.set(i, i, true)
 		w.Check("c1")
@@ -221,12 +223,7 @@ func TestBaselineNotReported(t *testing.T) {
 // cgroup.events populated 0: the group is empty for good, the watch releases its fd (after
 // reporting the last kill) and keeps the entry until Stop.
 func TestV2UnpopulatedReleases(t *testing.T) {
-	r := newRecorder()
-	w := newTestWatcher(t, V2, r)
-	f := newFakeV2(t)
-	if err := w.AddDir("c1", f.dir); err != nil {
-		t.Fatal(err)
-	}
+	r, w, f := watchedV2(t)
 	f.set(1, 1, false)
 	r.wait(t, "c1")
 	waitFor(t, "fd released after populated 0", func() bool { return w.released("c1") })
@@ -244,12 +241,7 @@ func TestV2UnpopulatedReleases(t *testing.T) {
 
 // A removed group (its files gone) releases the watch too.
 func TestV2RemovedGroupReleases(t *testing.T) {
-	r := newRecorder()
-	w := newTestWatcher(t, V2, r)
-	f := newFakeV2(t)
-	if err := w.AddDir("c1", f.dir); err != nil {
-		t.Fatal(err)
-	}
+	r, w, f := watchedV2(t)
 	if err := os.Remove(filepath.Join(f.dir, "memory.events")); err != nil {
 		t.Fatal(err)
 	}
@@ -261,12 +253,7 @@ func TestV2RemovedGroupReleases(t *testing.T) {
 }
 
 func TestAddErrors(t *testing.T) {
-	r := newRecorder()
-	w := newTestWatcher(t, V2, r)
-	f := newFakeV2(t)
-	if err := w.AddDir("c1", f.dir); err != nil {
-		t.Fatal(err)
-	}
+	r, w, f := watchedV2(t)
 	if err := w.AddDir("c1", f.dir); !errdefs.IsAlreadyExists(err) {
 		t.Fatalf("duplicate: want AlreadyExists, got %v", err)
 	}

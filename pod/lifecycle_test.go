@@ -21,12 +21,28 @@ import (
 func hostPod(t *testing.T) *Pod {
 	t.Helper()
 	shimtest.RequireRoot(t)
-	p, err := New(Options{ID: "host-pod", Bundle: t.TempDir(), Config: &Config{Network: ModeNode, IPC: ModeNode, PID: ModeNode}})
+	return newPod(t, Options{ID: "host-pod", Bundle: t.TempDir(), Config: &Config{Network: ModeNode, IPC: ModeNode, PID: ModeNode}})
+}
+
+// newPod is New(o), released when the test ends.
+func newPod(t *testing.T, o Options) *Pod {
+	t.Helper()
+	p, err := New(o)
 	if err != nil {
-		t.Fatal(err)
+		t.Fatalf("new pod %s: %v", o.ID, err)
 	}
 	t.Cleanup(func() { _ = p.Release(context.Background()) })
 	return p
+}
+
+// startedPod is newPod, started; it returns the pod and its holder's pid.
+func startedPod(t *testing.T, o Options) (*Pod, int) {
+	t.Helper()
+	p := newPod(t, o)
+	if err := p.Start(t.Context()); err != nil {
+		t.Fatalf("start pod %s: %v", o.ID, err)
+	}
+	return p, p.Status().Pid
 }
 
 func waitDone(t *testing.T, p *Pod) {

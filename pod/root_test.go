@@ -114,14 +114,10 @@ func TestPodNamespaces(t *testing.T) {
 	hostPorts := readTrim(t, "/proc/sys/net/ipv4/ip_unprivileged_port_start")
 
 	bundle := t.TempDir()
-	p, err := New(Options{ID: "ns-pod", Bundle: bundle, NetNSPath: netns, Config: &Config{
+	p := newPod(t, Options{ID: "ns-pod", Bundle: bundle, NetNSPath: netns, Config: &Config{
 		Hostname: "pod-host", PID: ModePod,
 		Sysctls: map[string]string{"net.ipv4.ip_unprivileged_port_start": "80", "kernel.shmmni": "1234"},
 	}})
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { _ = p.Release(ctx) })
 	fstype, opts, ok := mountOf(t, filepath.Join(bundle, shmDir))
 	if !ok || fstype != "tmpfs" || !hasAll(opts, "nosuid", "nodev", "noexec", "size=65536k") {
 		t.Fatalf("shm: %v %q %q", ok, fstype, opts)
@@ -246,17 +242,9 @@ func TestHostNetworkPod(t *testing.T) {
 	host := hostNamespaces(t)
 	hostName, _ := os.Hostname()
 	bundle := t.TempDir()
-	p, err := New(Options{ID: "hostnet-pod", Bundle: bundle, Config: &Config{
+	p, h := startedPod(t, Options{ID: "hostnet-pod", Bundle: bundle, Config: &Config{
 		Network: ModeNode, PID: ModeContainer, Sysctls: map[string]string{"kernel.shm_rmid_forced": "1"},
 	}})
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { _ = p.Release(ctx) })
-	if err := p.Start(ctx); err != nil {
-		t.Fatal(err)
-	}
-	h := p.Status().Pid
 	for ns, want := range map[string]bool{"net": true, "uts": true, "pid": true, "ipc": false} {
 		if got := nsIno(t, nsPath(h, ns)) == host[ns]; got != want {
 			t.Errorf("%s namespace is the host's: %v, want %v", ns, got, want)
@@ -386,15 +374,7 @@ func TestHolderPlacement(t *testing.T) {
 			ctx := t.Context()
 			bundle := t.TempDir()
 			id := "placed-" + tc.name
-			p, err := New(Options{ID: id, Bundle: bundle, Config: &Config{Network: ModeNode, IPC: ModeNode, PID: ModePod, CgroupParent: tc.parent}})
-			if err != nil {
-				t.Fatal(err)
-			}
-			t.Cleanup(func() { _ = p.Release(ctx) })
-			if err := p.Start(ctx); err != nil {
-				t.Fatal(err)
-			}
-			h := p.Status().Pid
+			p, h := startedPod(t, Options{ID: id, Bundle: bundle, Config: &Config{Network: ModeNode, IPC: ModeNode, PID: ModePod, CgroupParent: tc.parent}})
 			own := readProc(t, os.Getpid(), "cgroup")
 			for _, line := range strings.Split(strings.TrimSpace(readProc(t, h, "cgroup")), "\n") {
 				f := strings.SplitN(line, ":", 3)
@@ -528,17 +508,9 @@ func TestUsernsPod(t *testing.T) {
 			if tc.network == ModePod {
 				netns = usernsNetns(t, maps)
 			}
-			p, err := New(Options{ID: "userns-" + tc.name, Bundle: t.TempDir(), NetNSPath: netns, Config: &Config{
+			p, h := startedPod(t, Options{ID: "userns-" + tc.name, Bundle: t.TempDir(), NetNSPath: netns, Config: &Config{
 				Hostname: "userns-pod", Network: tc.network, PID: ModePod, HasUserns: true, Userns: ModePod, UIDs: maps, GIDs: maps,
 			}})
-			if err != nil {
-				t.Fatal(err)
-			}
-			t.Cleanup(func() { _ = p.Release(ctx) })
-			if err := p.Start(ctx); err != nil {
-				t.Fatal(err)
-			}
-			h := p.Status().Pid
 			if m := strings.Fields(readProc(t, h, "uid_map")); len(m) != 3 || m[0] != "0" || m[1] != "100000" || m[2] != "65536" {
 				t.Errorf("holder's uid_map %q", m)
 			}

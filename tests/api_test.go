@@ -215,18 +215,8 @@ func scenarioExec(r *row) *observation {
 	a := newAPIRow(r)
 	ctr, task := a.running("exec")
 	var out, errOut syncBuffer
-	p, err := task.Exec(a.ctx, "e1", a.processSpec(ctr, "sh", "-c", "echo out; echo err >&2; exit 5"),
+	p, ch := a.startExecSpec(task, "e1", a.processSpec(ctr, "sh", "-c", "echo out; echo err >&2; exit 5"),
 		cio.NewCreator(cio.WithStreams(nil, &out, &errOut), cio.WithFIFODir(a.FifoDir)))
-	if err != nil {
-		a.t.Fatalf("exec: %v", err)
-	}
-	ch, err := p.Wait(a.ctx)
-	if err != nil {
-		a.t.Fatal(err)
-	}
-	if err := p.Start(a.ctx); err != nil {
-		a.t.Fatalf("start exec: %v", err)
-	}
 	st := <-ch
 	_, dupErr := task.Exec(a.ctx, "e1", a.processSpec(ctr, "true"), cio.NullIO)
 	a.note("duplicate exec id: %s", class(dupErr))
@@ -253,19 +243,9 @@ func scenarioExecStdin(r *row) *observation {
 	a := newAPIRow(r)
 	ctr, task := a.running("stdin")
 	var out syncBuffer
-	p, err := task.Exec(a.ctx, "cat", a.processSpec(ctr, "cat"),
+	p, ch := a.startExecSpec(task, "cat", a.processSpec(ctr, "cat"),
 		// A stderr too: the reference shim fails an exec with stdin and without stderr ("opening file """).
 		cio.NewCreator(cio.WithStreams(strings.NewReader("hello\n"), &out, &syncBuffer{}), cio.WithFIFODir(a.FifoDir)))
-	if err != nil {
-		a.t.Fatalf("exec: %v", err)
-	}
-	ch, err := p.Wait(a.ctx)
-	if err != nil {
-		a.t.Fatal(err)
-	}
-	if err := p.Start(a.ctx); err != nil {
-		a.t.Fatalf("start exec: %v", err)
-	}
 	a.waitFor("cat to echo its stdin", func() bool { return out.String() == "hello\n" })
 	// The client's copier reached EOF of its reader and closed its end of the fifo by now. cat
 	// must still be running: only CloseIO ends its input. Give a false EOF time to arrive.

@@ -147,18 +147,8 @@ func scenarioKillReusedPid(r *row) *observation {
 	a := newAPIRow(r)
 	ctr, task := a.running("reuse")
 	out := &slowWriter{}
-	p, err := task.Exec(a.ctx, "quick", a.processSpec(ctr, "sh", "-c", "head -c 307200 /dev/zero"),
+	p, ch := a.startExecSpec(task, "quick", a.processSpec(ctr, "sh", "-c", "head -c 307200 /dev/zero"),
 		cio.NewCreator(cio.WithStreams(nil, out, out), cio.WithFIFODir(a.FifoDir)))
-	if err != nil {
-		a.t.Fatalf("exec: %v", err)
-	}
-	ch, err := p.Wait(a.ctx)
-	if err != nil {
-		a.t.Fatal(err)
-	}
-	if err := p.Start(a.ctx); err != nil {
-		a.t.Fatalf("start exec: %v", err)
-	}
 	pid := int(p.Pid())
 	a.waitFor(fmt.Sprintf("exec pid %d to be reaped", pid), func() bool {
 		_, err := os.Stat(fmt.Sprintf("/proc/%d", pid))

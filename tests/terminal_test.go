@@ -50,18 +50,9 @@ func scenarioExecTerminalFromRequest(r *row) *observation {
 	n, bad := ttyExecs(), 0
 	for i := range n {
 		var out syncBuffer
-		p, err := task.Exec(a.ctx, "tty"+strconv.Itoa(i), spec,
+		// The spec has no terminal, the request asks for one.
+		p, ch := a.startExecSpec(task, "tty"+strconv.Itoa(i), spec,
 			cio.NewCreator(cio.WithStreams(nil, &out, nil), cio.WithTerminal, cio.WithFIFODir(a.FifoDir)))
-		if err != nil {
-			a.t.Fatalf("exec %d: %v", i, err)
-		}
-		ch, err := p.Wait(a.ctx)
-		if err != nil {
-			a.t.Fatal(err)
-		}
-		if err := p.Start(a.ctx); err != nil {
-			a.t.Fatalf("start terminal exec %d (spec without a terminal, request with one): %v", i, err)
-		}
 		st := <-ch
 		a.deleteExec(p)
 		got := out.String()
