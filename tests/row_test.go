@@ -11,6 +11,7 @@ import (
 	"slices"
 	"strconv"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -76,7 +77,8 @@ type row struct {
 	from    int    // events position when the row began
 	// droppedEvents: the reference lost an event in this row (logged); its events are not compared.
 	droppedEvents bool
-	roles         map[string]string
+	mu            sync.Mutex        // guards roles: a row may name containers from several goroutines
+	roles         map[string]string // container id → role
 }
 
 // newRow starts a row. Its leak check is registered first so that it runs last, after the
@@ -97,7 +99,9 @@ func shortName(runtime string) string { return strings.Split(runtime, ".")[2] }
 // ends, whatever happened.
 func (r *row) id(role string) string {
 	id := role + "-" + r.short
+	r.mu.Lock()
 	r.roles[id] = role
+	r.mu.Unlock()
 	r.t.Cleanup(func() {
 		ctx, cancel := context.WithTimeout(context.Background(), harness.CtrTimeout)
 		defer cancel()
@@ -178,7 +182,9 @@ func (r *row) events() []string {
 	var out []string
 	seen := map[string][]string{}
 	for _, e := range r.Events.Since(r.from, func(e harness.Event) bool { return strings.HasPrefix(e.Topic, "/tasks/") }) {
+		r.mu.Lock()
 		role, ok := r.roles[e.ContainerID]
+		r.mu.Unlock()
 		if !ok || e.Namespace != r.Namespace {
 			continue
 		}
