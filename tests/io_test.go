@@ -189,7 +189,11 @@ func scenarioLogFile(r *row) *observation {
 	lines := strings.Split(strings.TrimSuffix(string(got), "\n"), "\n")
 	slices.Sort(lines[1:])
 	if want := []string{"kept", "err", "out", "out2"}; !slices.Equal(lines, want) {
-		r.t.Fatalf("log file: %q; want the old content, then out, err and out2", got)
+		bug, known := referenceBugs[r.Spec.Name+"/log-file"]
+		if !known || r.runtime != harness.RuntimeRunc || !slices.Equal(lines, []string{"kept", "out", "out2"}) {
+			r.t.Fatalf("log file: %q; want the old content, then out, err and out2", got)
+		}
+		r.t.Logf("known reference bug, not failing the reference row: log file %q: %s", got, bug)
 	}
 	if r.runtime == harness.RuntimeCustom && string(got) != "kept\nout\nerr\nout2\n" {
 		r.t.Errorf("log file: %q; want the writes in order", got)
