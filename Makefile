@@ -318,8 +318,8 @@ CGROUP2_TIMEOUT ?= 25m
 # reference fails creates with "ttrpc: closed" on one slow vCPU), live checkpoints (no
 # CONFIG_CHECKPOINT_RESTORE in the UML kernel: criu check fails), kill-reused-pid (no
 # /proc/sys/kernel/ns_last_pid either), exit-held-other-on-time (its 100 ms reader timing),
-# rerun-same-id and socket-gone-after-delete (100 and 40 tasks in a row outlast their deadline on
-# the one slow vCPU, with either shim), the mount transforms (the UML kernel mounts no erofs),
+# rerun-same-id and socket-gone-after-delete (20 and 40 tasks in a row, as the guest sets them,
+# outlast their deadline on the one slow vCPU, with either shim), the mount transforms (the UML kernel mounts no erofs),
 # user-namespaced pods (no idmapped mounts on hostfs: both handlers fail), the systemd row (the
 # guest's own init), and the rows that read cgroup v1 files (resources-stats, the ShimCgroup
 # options rows: v2-pod-cgroup and v2-shim-cgroup are their cgroup v2 counterparts).
